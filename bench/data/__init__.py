@@ -1,0 +1,1 @@
+"""Datasets, clip sampling, transforms and loaders."""

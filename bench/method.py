@@ -1,0 +1,98 @@
+"""The method plugin contract.
+
+A method is an ``nn.Module`` registered with ``@register_method("name")`` and a pydantic
+``Config`` holding its paper's defaults and ablation switches. The harness calls:
+
+- ``adapt_config(config, available)`` before training: check the auxiliary inputs it needs
+  (``part_masks``, ``keypoints``) against what the dataset provides; fall back or fail clearly;
+- ``forward(batch)`` -> outputs, and ``loss(outputs, batch)`` -> named loss terms (all logged;
+  their sum is optimised);
+- ``embed(clips, aux)`` -> an :data:`Embedding` per clip, ``aggregate`` -> one per tracklet;
+- ``distance(query, gallery)`` -> (Q, G) distances (cosine on ``feat`` by default);
+- ``search_space(trial)`` -> an override (method fields plus optional ``train``/``data``/
+  ``model``/``eval`` patches) for ``bench tune``.
+
+A batch is a dict: ``clips`` (B, T, C, H, W) float, ``pids`` (B,) long class indices,
+``camids`` (B,) long, and when the dataset provides them ``part_masks`` (B, T, H, W) long
+(0 = background, 1..4 = head, upper body, lower body, shoes) and ``keypoints`` (B, T, 14, 3)
+(x, y in input pixels, visibility).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.distance import cosine
+
+Batch = dict[str, torch.Tensor]
+Embedding = dict[str, torch.Tensor]
+AUX_KEYS = ("part_masks", "keypoints")
+
+
+class Method(nn.Module):
+    """Base class of a re-ID method plugin; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]] = MethodConfig
+
+    def __init__(
+        self, config: MethodConfig, model: ModelConfig, data: DataConfig, num_classes: int
+    ):
+        super().__init__()
+        self.config = config
+        self.model_config = model
+        self.data_config = data
+        self.num_classes = num_classes
+
+    @classmethod
+    def adapt_config(
+        cls, config: MethodConfig, available: frozenset[str]
+    ) -> tuple[MethodConfig, list[str]]:
+        """Return the config to train with, and notes on any fallback taken (logged, tagged).
+
+        Raise :class:`bench.errors.BenchError` if the method cannot run without a missing input.
+        """
+        return config, []
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def embed(self, clips: torch.Tensor, aux: Batch) -> Embedding:
+        """clips: (B, T, C, H, W) -> embedding of each clip (tensors with leading dim B)."""
+        raise NotImplementedError
+
+    def aggregate(self, clips: Embedding, owner: torch.Tensor, count: int, norm: bool) -> Embedding:
+        """Average clip embeddings into tracklet embeddings.
+
+        owner: (N,) index of each clip's tracklet in [0, count). With ``norm`` (the RGSA-RGTR
+        test protocol) each clip's ``feat`` is L2-normalised before and after averaging.
+        """
+        out = {}
+        for key, value in clips.items():
+            v = nn.functional.normalize(value, dim=-1) if norm and key == "feat" else value
+            total = torch.zeros(count, *v.shape[1:], dtype=v.dtype).index_add_(0, owner, v)
+            n = torch.bincount(owner, minlength=count).clamp_min(1).to(v.dtype)
+            mean = total / n.view(-1, *([1] * (v.dim() - 1)))
+            out[key] = nn.functional.normalize(mean, dim=-1) if norm and key == "feat" else mean
+        return out
+
+    def distance(self, query: Embedding, gallery: Embedding) -> torch.Tensor:
+        """(Q, G) distance matrix between tracklet embeddings; cosine on ``feat`` by default."""
+        return cosine(query["feat"], gallery["feat"])
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """An Optuna search space: return an override dict built from ``trial.suggest_*``."""
+        return {
+            "train": {
+                "lr": trial.suggest_float("lr", 1e-4, 1e-3, log=True),
+                "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
+            }
+        }

@@ -1,0 +1,151 @@
+"""A timm CNN cut into numbered stages, with last stride 1 and modules insertable per stage.
+
+Stage ``k`` (1..4) is the feature level of stride ``2 ** (k + 1)`` in timm's ``feature_info``
+(for a ResNet: ``layer1`` .. ``layer4``); everything before stage 1 is the stem. Video inputs
+(B, T, C, H, W) run frame-wise through the CNN; an inserted :class:`ClipModule` sees the clip
+shape (B, T, C, H, W) so that it can relate frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from bench.config import ModelConfig
+from bench.errors import BenchError
+
+
+class ClipModule(nn.Module):
+    """A module inserted in a backbone stage that takes (B, T, C, H, W) and returns the same."""
+
+
+class Stage(nn.Module):
+    """One backbone stage: a sequence of frame modules, with clip modules spliced in."""
+
+    def __init__(self, modules: list[nn.Module]):
+        super().__init__()
+        self.body = nn.ModuleList(modules)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        """x: (B*T, C, H, W) -> (B*T, C', H', W')."""
+        for module in self.body:
+            if isinstance(module, ClipModule):
+                bt, c, h, w = x.shape
+                x = module(x.reshape(bt // frames, frames, c, h, w)).reshape(bt, c, h, w)
+            else:
+                x = module(x)
+        return x
+
+
+def create_timm_model(cfg: ModelConfig) -> nn.Module:
+    """Create the timm model, with a clear error when weights cannot be had."""
+    if not timm.is_model(cfg.backbone):
+        raise BenchError(f"unknown timm backbone '{cfg.backbone}'")
+    kwargs = dict(cfg.kwargs)
+    pretrained = cfg.pretrained or cfg.weights is not None
+    if cfg.weights is not None:
+        if not Path(cfg.weights).is_file():
+            raise BenchError(f"model.weights: no such file '{cfg.weights}'")
+        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).resolve())}
+    try:
+        return timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=0, **kwargs)
+    except (OSError, RuntimeError, ValueError) as exc:
+        where = cfg.weights or "timm's weight hub"
+        raise BenchError(
+            f"could not load pretrained weights for '{cfg.backbone}' from {where}: {exc}. "
+            "Without network access set model.pretrained: false, or point model.weights at a "
+            "local weight file."
+        ) from exc
+
+
+def _ordered_modules(model: nn.Module, targets: set[str]) -> list[tuple[str, nn.Module]]:
+    """The model's top-level feature path in order, descending into containers of stages."""
+    out: list[tuple[str, nn.Module]] = []
+
+    def walk(module: nn.Module, prefix: str) -> bool:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if full in targets or not any(t.startswith(full + ".") for t in targets):
+                out.append((full, child))
+            else:
+                walk(child, full + ".")
+            targets.discard(full)
+            if not targets:
+                return True
+        return False
+
+    walk(model, "")
+    return out
+
+
+def _set_stride_one(stage: nn.Module) -> None:
+    """Turn every stride-2 conv or pool of a stage into stride 1 (no dilation)."""
+    for name, module in stage.named_modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            module.stride = (1, 1)
+        elif isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)) and module.stride not in (1, (1, 1)):
+            parent = stage.get_submodule(name.rsplit(".", 1)[0]) if "." in name else stage
+            setattr(parent, name.rsplit(".", 1)[-1], nn.Identity())
+
+
+class Backbone(nn.Module):
+    """A timm CNN as stem + 4 stages.
+
+    ``forward(x, start, stop)`` runs stages ``start`` .. ``stop`` (0 = stem) on
+    x: (B, T, C, H, W) and returns (B, T, C', H', W').
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        model = create_timm_model(cfg)
+        info = [f for f in model.feature_info if f["reduction"] >= 4][-4:]
+        if len(info) != 4 or [f["reduction"] for f in info] != [4, 8, 16, 32]:
+            raise BenchError(
+                f"backbone '{cfg.backbone}' does not expose 4 stages of stride 4/8/16/32"
+            )
+        names = [f["module"] for f in info]
+        ordered = _ordered_modules(model, set(names))
+        cuts = [i for i, (n, _) in enumerate(ordered) if n in names]
+        starts = [0, cuts[0], *[c + 1 for c in cuts[:3]]]
+        ends = [cuts[0], *[c + 1 for c in cuts]]
+        groups = [[m for _, m in ordered[a:b]] for a, b in zip(starts, ends, strict=True)]
+        self.stages = nn.ModuleList(Stage(g) for g in groups)
+        self.channels = [model.feature_info[0]["num_chs"], *[f["num_chs"] for f in info]]
+        if cfg.last_stride == 1:
+            _set_stride_one(self.stages[4])
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels[4]
+
+    def insert_before_last_block(self, stage: int, module: nn.Module) -> None:
+        """Insert ``module`` (a ClipModule or a frame module) right before the last residual
+        block of ``stage`` (1..4). The stage must be a sequence of blocks (timm ResNets are)."""
+        body = list(self.stages[stage].body)
+        blocks = body[-1]
+        if not isinstance(blocks, nn.Sequential) or len(blocks) == 0:
+            raise BenchError(
+                f"stage {stage} of this backbone is a {type(blocks).__name__}, not a sequence "
+                "of residual blocks; modules can only be inserted into sequential stages"
+            )
+        self.stages[stage] = Stage([*body[:-1], *list(blocks)[:-1], module, blocks[-1]])
+
+    @torch.no_grad()
+    def output_size(self, height: int, width: int, stage: int = 4) -> tuple[int, int]:
+        """Spatial size (h, w) of stage ``stage``'s output for a height x width input."""
+        was_training = self.training
+        self.eval()
+        out = self(torch.zeros(1, 1, 3, height, width), 0, stage)
+        self.train(was_training)
+        return out.shape[-2], out.shape[-1]
+
+    def forward(self, x: torch.Tensor, start: int = 0, stop: int = 4) -> torch.Tensor:
+        """x: (B, T, C, H, W) -> features of stage ``stop``: (B, T, C', H', W')."""
+        b, t = x.shape[:2]
+        y = x.flatten(0, 1)
+        for k in range(start, stop + 1):
+            y = self.stages[k](y, t)
+        return y.reshape(b, t, *y.shape[1:])

@@ -1,0 +1,1 @@
+"""The method plugins shipped with bench; each module registers one method."""
