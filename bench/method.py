@@ -58,6 +58,11 @@ class Method(nn.Module):
         """
         return config, []
 
+    @classmethod
+    def aux_inputs(cls, config: MethodConfig) -> frozenset[str]:
+        """The auxiliary inputs this config reads from batches (after ``adapt_config``)."""
+        return frozenset()
+
     def forward(self, batch: Batch) -> dict[str, Any]:
         raise NotImplementedError
 

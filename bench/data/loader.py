@@ -1,0 +1,131 @@
+"""torch Datasets and DataLoaders for training clips and test clips."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bench.config import DataConfig, EvalConfig
+from bench.data.base import Tracklet
+from bench.data.frames import FrameReader
+from bench.data.sampling import PKSampler, clip_indices, eval_clips
+from bench.data.transforms import augment_clip, normalize
+
+
+def relabel(tracks: Sequence[Tracklet]) -> list[int]:
+    """Training identities mapped to 0..n-1 in sorted order, one label per tracklet."""
+    index = {pid: i for i, pid in enumerate(sorted({t.pid for t in tracks}))}
+    return [index[t.pid] for t in tracks]
+
+
+class SeededPKSampler(Sampler[tuple[int, int]]):
+    """A PK sampler that pairs every tracklet index with the seed of its clip's randomness,
+    so that sampling and augmentation are the same with any number of workers and on resume."""
+
+    def __init__(self, pk: PKSampler):
+        self.pk = pk
+
+    def set_epoch(self, epoch: int) -> None:
+        self.pk.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        rng = random.Random(self.pk.seed * 7_919 + self.pk.epoch)
+        for i in self.pk:
+            yield i, rng.randrange(2**31)
+
+    def __len__(self) -> int:
+        return len(self.pk)
+
+
+class TrainClips(Dataset):
+    """Training clips: item (tracklet index, seed) -> dict with ``clips`` (T, 3, H, W) float,
+    ``pids``, ``camids`` and the aux inputs requested."""
+
+    def __init__(self, tracks: list[Tracklet], cfg: DataConfig, aux: frozenset[str]):
+        self.tracks, self.cfg, self.aux = tracks, cfg, aux
+        self.labels = relabel(tracks)
+        self.reader = FrameReader(cfg.height, cfg.width, cfg.cache_frames)
+
+    def __len__(self) -> int:
+        return len(self.tracks)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = item
+        rng = random.Random(seed)
+        track, cfg = self.tracks[index], self.cfg
+        picks = clip_indices(len(track.frames), cfg.seq_len, cfg.sampling, cfg.stride, rng)
+        sample = self.reader.clip(track, picks, self.aux)
+        sample["clips"] = normalize(sample["clips"])
+        sample = augment_clip(sample, cfg.flip, cfg.erasing, rng)
+        sample["pids"] = torch.tensor(self.labels[index])
+        sample["camids"] = torch.tensor(track.camid)
+        return sample
+
+
+class EvalClips(Dataset):
+    """Every frame of every tracklet, as clips: item i -> clip dict with its tracklet ``owner``.
+
+    ``length=0`` makes one clip of each whole tracklet (up to ``max_frames``).
+    """
+
+    def __init__(
+        self,
+        tracks: list[Tracklet],
+        data: DataConfig,
+        length: int,
+        stride: int,
+        aux: frozenset[str],
+        max_frames: int | None = None,
+    ):
+        self.tracks, self.aux = tracks, aux
+        self.reader = FrameReader(data.height, data.width, data.cache_frames)
+        self.items: list[tuple[int, list[int]]] = []
+        for t, track in enumerate(tracks):
+            n = min(len(track.frames), max_frames or len(track.frames))
+            clips = [list(range(n))] if length == 0 else eval_clips(n, length, stride)
+            self.items += [(t, picks) for picks in clips]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        owner, picks = self.items[i]
+        sample = self.reader.clip(self.tracks[owner], picks, self.aux)
+        sample["clips"] = normalize(sample["clips"])
+        sample["owner"] = torch.tensor(owner)
+        return sample
+
+
+def train_loader(tracks: list[Tracklet], cfg: DataConfig, aux: frozenset[str], seed: int):
+    """(DataLoader of P x K batches, its sampler: call ``set_epoch`` before each epoch)."""
+    data = TrainClips(tracks, cfg, aux)
+    sampler = SeededPKSampler(PKSampler(data.labels, cfg.p, cfg.k, seed))
+    loader = DataLoader(
+        data,
+        batch_size=cfg.p * cfg.k,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+    )
+    return loader, sampler
+
+
+def eval_loader(
+    tracks: list[Tracklet],
+    data: DataConfig,
+    ev: EvalConfig,
+    aux: frozenset[str],
+    length: int | None = None,
+) -> DataLoader:
+    """Clips of all test tracklets, batched ``ev.batch_size`` at a time, in order.
+
+    ``length`` overrides ``ev.clip_len``; 0 = whole tracklets, one per batch.
+    """
+    length = (ev.clip_len or data.seq_len) if length is None else length
+    stride = ev.clip_stride or max(length, 1)
+    clips = EvalClips(tracks, data, length, stride, aux, ev.max_frames)
+    batch = ev.batch_size if length else 1
+    return DataLoader(clips, batch_size=batch, num_workers=data.workers)

@@ -1,0 +1,1 @@
+"""Training, evaluation and the run of one cell of a suite."""

@@ -1,0 +1,207 @@
+"""Run one cell: data -> method -> training -> evaluation -> an MLflow run.
+
+A cell whose config hash already has a FINISHED run is skipped (unless forced); an unfinished
+run with a checkpoint is resumed in the same MLflow run from its last finished epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from bench.data.base import Split
+from bench.data.loader import train_loader
+from bench.data.validation import carve_validation
+from bench.engine.evaluator import score, sequence_length_grid
+from bench.engine.trainer import Trainer
+from bench.errors import BenchError
+from bench.plots import cmc_figure, heatmap_figure
+from bench.registry import METHODS
+from bench.suite import Cell, build_dataset
+from bench.tracking import UNFINISHED, environment_tags, flatten, runs_with_hash
+
+log = logging.getLogger("bench")
+EvalHook = Callable[[int, Callable[[], dict]], None]
+
+
+@dataclass
+class RunOptions:
+    workdir: Path = Path(".bench")
+    data_root: str | None = None
+    force: bool = False
+    log_model: bool = True
+    parent_run_id: str | None = None
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    run_id: str
+    status: str  # "finished", "skipped"
+    metrics: dict[str, float]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
+    tags = {
+        "suite": cell.suite,
+        "dataset": cell.dataset,
+        "split": str(cell.split),
+        "method": cell.method,
+        "variant": cell.variant,
+        "seed": str(cell.seed),
+        "config_hash": cell.config_hash,
+        "mlflow.runName": cell.label,
+        **environment_tags(),
+        **opts.extra_tags,
+    }
+    if opts.parent_run_id:
+        tags["mlflow.parentRunId"] = opts.parent_run_id
+    if notes:
+        tags["aux_fallback"] = " | ".join(notes)
+    return tags
+
+
+def _start_run(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str, bool]:
+    """(run id, resumed?): reuse the newest unfinished run of this hash if it has a checkpoint."""
+    ckpt = checkpoint_path(opts, cell)
+    unfinished = runs_with_hash(mlf, exp_id, cell.config_hash, UNFINISHED)
+    if unfinished and ckpt.is_file() and not opts.force:
+        mlf.update_run(unfinished[0].info.run_id, status="RUNNING")
+        return unfinished[0].info.run_id, True
+    ckpt.unlink(missing_ok=True)
+    run = mlf.create_run(exp_id, run_name=cell.label)
+    params = flatten(cell.resolved())
+    mlf.log_batch(run.info.run_id, params=[_param(k, v) for k, v in params.items()])
+    return run.info.run_id, False
+
+
+def _param(key: str, value: object):
+    from mlflow.entities import Param
+
+    return Param(key, str(value)[:6000])
+
+
+def checkpoint_path(opts: RunOptions, cell: Cell) -> Path:
+    return opts.workdir / "cells" / cell.config_hash / "checkpoint.pt"
+
+
+def finished_run(mlf, exp_id: str, cell: Cell):
+    runs = runs_with_hash(mlf, exp_id, cell.config_hash, ("FINISHED",))
+    return runs[0] if runs else None
+
+
+def prepare_split(cell: Cell, opts: RunOptions) -> tuple[Split, frozenset[str]]:
+    """Load (or generate) the data of a cell; carve a validation split when asked to."""
+    dataset = build_dataset(cell.dataset, cell.dataset_options, opts.data_root)
+    dataset.prepare()
+    split = dataset.load_split(cell.split)
+    if cell.sections.train.val_fraction > 0:
+        split = carve_validation(split, cell.sections.train.val_fraction, cell.seed)
+    if not split.train or not split.query or not split.gallery:
+        raise BenchError(f"{cell.label}: the split has an empty train, query or gallery set")
+    return split, dataset.available_aux()
+
+
+def build_method(cell: Cell, split: Split, available: frozenset[str]):
+    """The method of a cell, with its config adapted to the data; (method, aux, notes)."""
+    cls = METHODS.get(cell.method)
+    config, notes = cls.adapt_config(cell.method_config, available)
+    for note in notes:
+        log.warning("%s: %s", cell.label, note)
+    aux = cls.aux_inputs(config) & available
+    seed_everything(cell.seed)
+    num_classes = len({t.pid for t in split.train})
+    method = cls(config, cell.sections.model, cell.sections.data, num_classes)
+    return method, aux, notes
+
+
+def log_metrics(mlf, run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
+    mlf.log_batch(run_id, metrics=items)
+
+
+def log_artifacts(mlf, run_id: str, cell: Cell, result: dict, method, grid) -> None:
+    """config.yaml, the CMC curve, the sequence-length heat map and the model weights."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "config.yaml").write_text(yaml.safe_dump(cell.resolved(), sort_keys=False))
+        (out / "cmc.yaml").write_text(yaml.safe_dump({"cmc": result["cmc"]}))
+        cmc_figure({cell.label: result["cmc"]}, cell.label, out / "cmc.png")
+        if grid:
+            heatmap_figure(grid, f"rank-1 by sequence length\n{cell.label}", out / "seqlen.png")
+            rows = [{"probe": q, "gallery": g, "R1": v} for (q, g), v in grid.items()]
+            (out / "seqlen.yaml").write_text(yaml.safe_dump(rows))
+        if method is not None:
+            torch.save(method.state_dict(), out / "model.pt")
+        mlf.log_artifacts(run_id, str(out))
+
+
+def final_metrics(result: dict, grid: dict) -> dict[str, float]:
+    metrics = {k: float(v) for k, v in result.items() if k not in ("cmc",)}
+    for (q, g), v in grid.items():
+        metrics[f"seqlen.R1.q{q or 'all'}.g{g or 'all'}"] = v
+    return metrics
+
+
+def run_cell(
+    mlf, exp_id: str, cell: Cell, opts: RunOptions, on_epoch: EvalHook | None = None
+) -> CellResult:
+    """Train and evaluate a cell (or skip it if finished); see the module docstring."""
+    done = None if opts.force else finished_run(mlf, exp_id, cell)
+    if done is not None:
+        return CellResult(cell, done.info.run_id, "skipped", dict(done.data.metrics))
+    split, available = prepare_split(cell, opts)
+    method, aux, notes = build_method(cell, split, available)
+    run_id, resumed = _start_run(mlf, exp_id, cell, opts)
+    for key, value in {**_tags(cell, opts, notes), "protocol": split.protocol.name}.items():
+        mlf.set_tag(run_id, key, value)
+    try:
+        metrics = _train_and_score(mlf, run_id, cell, split, method, aux, opts, on_epoch)
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        mlf.set_terminated(run_id, status=status)
+        raise
+    mlf.set_terminated(run_id, status="FINISHED")
+    return CellResult(cell, run_id, "resumed" if resumed else "finished", metrics)
+
+
+def _train_and_score(mlf, run_id, cell, split, method, aux, opts, on_epoch) -> dict:
+    sections = cell.sections
+    loader, _ = train_loader(split.train, sections.data, aux, cell.seed)
+    trainer = Trainer(method, loader, sections.train, checkpoint_path(opts, cell))
+
+    def epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        log_metrics(mlf, run_id, logs, step=epoch)
+        if on_epoch is not None:
+            on_epoch(epoch, lambda: score(method, split, sections.data, sections.eval, aux))
+
+    start = time.perf_counter()
+    trainer.fit(epoch_end)
+    train_s = time.perf_counter() - start
+    result = score(method, split, sections.data, sections.eval, aux)
+    grid = sequence_length_grid(method, split, sections.data, sections.eval, aux)
+    metrics = final_metrics(result, grid)
+    metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
+    log_metrics(mlf, run_id, metrics)
+    log_artifacts(mlf, run_id, cell, result, method if opts.log_model else None, grid)
+    checkpoint_path(opts, cell).unlink(missing_ok=True)
+    return metrics

@@ -1,0 +1,100 @@
+"""Features of test tracklets -> the method's distance -> CMC/mAP."""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.config import DataConfig, EvalConfig
+from bench.data.base import Split, Tracklet
+from bench.data.loader import eval_loader
+from bench.method import Embedding, Method
+from bench.metrics import evaluate
+
+
+@torch.no_grad()
+def extract(
+    method: Method,
+    tracks: list[Tracklet],
+    data: DataConfig,
+    ev: EvalConfig,
+    aux: frozenset[str],
+    length: int | None = None,
+    desc: str = "features",
+) -> Embedding:
+    """One embedding per tracklet from clips covering all its frames (``method.aggregate``)."""
+    method.eval()
+    loader = eval_loader(tracks, data, ev, aux, length)
+    parts: list[Embedding] = []
+    owners = []
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+        extra = {k: batch[k] for k in aux if k in batch}
+        parts.append(method.embed(batch["clips"], extra))
+        owners.append(batch["owner"])
+    clips = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return method.aggregate(clips, torch.cat(owners), len(tracks), ev.clip_norm)
+
+
+def _rows(emb: Embedding, index: torch.Tensor) -> Embedding:
+    return {k: v[index] for k, v in emb.items()}
+
+
+def distances(method: Method, query: Embedding, gallery: Embedding, chunk: int = 512):
+    """(Q, G) distance matrix, computed ``chunk`` queries at a time to bound memory."""
+    n = len(next(iter(query.values())))
+    rows = [
+        method.distance(_rows(query, torch.arange(s, min(s + chunk, n))), gallery)
+        for s in range(0, n, chunk)
+    ]
+    return torch.cat(rows)
+
+
+def _unique(split: Split) -> list[Tracklet]:
+    """Query and gallery tracklets without repeats (MARS's official gallery holds the queries)."""
+    return list(dict.fromkeys(split.query + split.gallery))
+
+
+def score_embeddings(method: Method, split: Split, q_emb: Embedding, g_emb: Embedding):
+    """CMC/mAP from embeddings of ``_unique(split)`` (probe side and gallery side)."""
+    index = {t: i for i, t in enumerate(_unique(split))}
+    qi = torch.tensor([index[t] for t in split.query])
+    gi = torch.tensor([index[t] for t in split.gallery])
+    dist = distances(method, _rows(q_emb, qi), _rows(g_emb, gi))
+    return evaluate(
+        dist,
+        torch.tensor([t.pid for t in split.query]),
+        torch.tensor([t.pid for t in split.gallery]),
+        torch.tensor([t.camid for t in split.query]),
+        torch.tensor([t.camid for t in split.gallery]),
+        split.protocol,
+    )
+
+
+def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]):
+    """CMC/mAP of ``method`` on a split, every tracklet embedded once from all its frames."""
+    emb = extract(method, _unique(split), data, ev, aux)
+    return score_embeddings(method, split, emb, emb)
+
+
+def sequence_length_grid(
+    method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]
+) -> dict[tuple[int, int], float]:
+    """Rank-1 for every (probe length, gallery length) in ``ev.seq_lengths``: each tracklet
+    is cut to its first L frames, one clip (0 = all its frames)."""
+    tracks = _unique(split)
+    embs = {
+        n: extract(method, tracks, data, _first(ev, n), aux, n, f"length {n or 'all'}")
+        for n in ev.seq_lengths
+    }
+    return {
+        (lq, lg): float(score_embeddings(method, split, embs[lq], embs[lg])["R1"])
+        for lq in ev.seq_lengths
+        for lg in ev.seq_lengths
+    }
+
+
+def _first(ev: EvalConfig, length: int) -> EvalConfig:
+    """Eval settings that keep only the first ``length`` frames of a tracklet (0 = all)."""
+    if not length:
+        return ev
+    return ev.model_copy(update={"clip_len": length, "max_frames": length})

@@ -1,0 +1,123 @@
+"""What the CLI commands do, kept apart from argument parsing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+from tqdm.auto import tqdm
+
+from bench.engine.cell import RunOptions, run_cell
+from bench.errors import BenchError
+from bench.registry import DATASETS, METHODS
+from bench.suite import Cell, Suite, load_suite
+from bench.tracking import client, experiment_id
+
+log = logging.getLogger("bench")
+
+
+def print_grid(suite: Suite, cells: list[Cell]) -> None:
+    rows = [
+        [i + 1, c.dataset, c.split, c.method, c.variant, c.seed, c.config_hash]
+        for i, c in enumerate(cells)
+    ]
+    click.echo(f"suite '{suite.name}' ({suite.path}): {len(cells)} cells")
+    click.echo(
+        tabulate(
+            rows, headers=["#", "dataset", "split", "method", "variant", "seed", "config hash"]
+        )
+    )
+
+
+def run_suite(
+    suite: Suite,
+    cells: list[Cell],
+    uri: str | None,
+    workdir: Path,
+    data_root: str | None,
+    force: bool,
+    report: bool = True,
+) -> None:
+    """Run the grid cell by cell; finished cells are skipped, interrupted ones resume."""
+    mlf = client(uri)
+    exp_id = experiment_id(mlf, suite.name)
+    opts = RunOptions(workdir=workdir, data_root=data_root, force=force)
+    bar = tqdm(cells, desc=f"suite {suite.name}", unit="cell", dynamic_ncols=True)
+    for cell in bar:
+        bar.set_postfix_str(cell.label)
+        result = run_cell(mlf, exp_id, cell, opts)
+        m = result.metrics
+        summary = f"R1 {m.get('R1', float('nan')):.1f}"
+        if "mAP" in m:
+            summary += f"  mAP {m['mAP']:.1f}"
+        tqdm.write(f"{result.status:>8}  {cell.label}  {summary}")
+    if report:
+        make_reports(uri, suite.name, None, Path("reports"), print_table=True)
+
+
+def make_reports(
+    uri: str | None, suite: str | None, dataset: str | None, out: Path, print_table: bool
+) -> None:
+    from bench.report import load_runs, markdown_table, write_report
+
+    mlf = client(uri)
+    df = load_runs(mlf, suite, dataset)
+    if df.empty:
+        raise BenchError(
+            "no finished runs"
+            + (f" for suite '{suite}'" if suite else "")
+            + " in the MLflow store; run `bench run SUITE` first"
+        )
+    for name, runs in df.groupby("tags.suite"):
+        path = write_report(mlf, runs, name if not dataset else f"{name}-{dataset}", out)
+        if print_table:
+            click.echo(f"\n## {name}\n\n{markdown_table(runs)}\n")
+        click.echo(f"wrote {path}")
+
+
+def run_tune(
+    method: str,
+    trials: int,
+    suite_file: str,
+    overrides,
+    override_files,
+    data_root: str | None,
+    workdir: Path,
+    uri: str | None,
+    storage: str,
+    study_name: str | None,
+    val_fraction: float,
+    out: Path,
+) -> None:
+    from bench.tune import TuneOptions, tune
+
+    METHODS.get(method)
+    suite = load_suite(suite_file, overrides, override_files)
+    if method not in suite.spec.methods:
+        suite.spec.methods.append(method)
+    opts = TuneOptions(method, trials, storage, study_name, val_fraction, out_dir=out)
+    study, path = tune(client(uri), suite, opts, RunOptions(workdir=workdir, data_root=data_root))
+    best = study.best_trial
+    click.echo(
+        f"study '{opts.study_name}': {len(study.trials)} trials, best #{best.number} "
+        f"validation mAP {best.value:.2f} with {best.params}"
+    )
+    click.echo(f"wrote {path}  (use: bench run {suite_file} -O {path})")
+
+
+def describe_plugins() -> str:
+    lines = ["methods:"]
+    for name in METHODS.names():
+        cls = METHODS.get(name)
+        lines.append(f"  {name}  ({cls.__module__})")
+        for field, info in cls.Config.model_fields.items():
+            desc = f"  # {info.description}" if info.description else ""
+            lines.append(f"      {field}: {info.default!r}{desc}")
+    lines.append("datasets:")
+    for name in DATASETS.names():
+        cls = DATASETS.get(name)
+        kind = "video" if cls.video else "image"
+        lines.append(f"  {name}  ({kind}, default folder '{cls.folder or name}')")
+    return "\n".join(lines)

@@ -1,0 +1,304 @@
+"""Suite files: load, override, validate, and expand into a grid of cells.
+
+A suite names datasets, methods, per-method base overrides (``method_config``), named ablation
+variants and seeds, plus ``defaults`` for the model, data, train and eval sections. An override
+(of a method or a variant) holds method config fields and optional section patches
+(``model``/``data``/``train``/``eval``). Every error names the file, the key path and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.config import SECTIONS, Defaults, MethodConfig
+from bench.errors import ConfigError
+from bench.registry import DATASETS, METHODS
+
+ROOT_KEYS = (
+    "name",
+    "description",
+    "datasets",
+    "methods",
+    "method_config",
+    "ablations",
+    "seeds",
+    "defaults",
+)
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class SuiteFile(BaseModel):
+    """The shape of a suite file (semantic checks come after, in :func:`validate`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    datasets: list[str | DatasetSpec] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ablations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    defaults: Defaults = Field(default_factory=Defaults)
+
+
+def format_loc(loc: tuple) -> str:
+    """('ablations', 'iaunet', 0, 'x') -> 'ablations.iaunet[0].x'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def raise_validation(where: str, exc: ValidationError, prefix: tuple = ()) -> None:
+    """Re-raise a pydantic error as a ConfigError naming the first bad key path."""
+    errors = exc.errors()
+    lines = []
+    for err in errors:
+        loc = [p for p in (*prefix, *err["loc"]) if p not in ("str", "DatasetSpec")]
+        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{where}: {format_loc(tuple(loc))}: {msg}{got}")
+    raise ConfigError(where, "\n".join(lines)[len(where) + 2 :])
+
+
+def set_path(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` in a nested dict; a path not starting at a root key goes under defaults
+    (so ``train.epochs=2`` means ``defaults.train.epochs``)."""
+    keys = dotted.split(".")
+    if keys[0] not in ROOT_KEYS:
+        keys = ["defaults", *keys]
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"-o {dotted}", f"'{key}' is not a mapping")
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.epochs=2' -> ('train.epochs', 2); values are parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"-o {text}", "expected KEY=VALUE, e.g. train.epochs=2")
+    key, value = text.split("=", 1)
+    return key.strip(), yaml.safe_load(value)
+
+
+def deep_merge(base: dict, patch: dict) -> dict:
+    """A copy of ``base`` with ``patch`` merged in (mappings recursively, the rest replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(str(path), "no such suite file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "expected a mapping at the top level")
+    return data
+
+
+def split_override(override: dict) -> tuple[dict, dict]:
+    """An override -> (method fields, section patches)."""
+    sections = {k: v for k, v in override.items() if k in SECTIONS}
+    fields = {k: v for k, v in override.items() if k not in SECTIONS and k != "name"}
+    return fields, sections
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work: a dataset split x a method variant x a seed, fully resolved."""
+
+    suite: str
+    dataset: str
+    dataset_options: dict
+    split: int
+    method: str
+    variant: str
+    seed: int
+    method_config: MethodConfig
+    sections: Defaults
+
+    @property
+    def label(self) -> str:
+        split = f"/split{self.split}" if self.split else ""
+        return f"{self.dataset}{split}/{self.method}/{self.variant}/seed{self.seed}"
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything that determines the result (logged as params, saved as config.yaml)."""
+        return {
+            "dataset": {"name": self.dataset, **self.dataset_options},
+            "split": self.split,
+            "method": {
+                "name": self.method,
+                "variant": self.variant,
+                **self.method_config.model_dump(mode="json"),
+            },
+            **self.sections.model_dump(mode="json"),
+            "seed": self.seed,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        """Hash of the resolved config, without settings that cannot change the numbers."""
+        cfg = self.resolved()
+        cfg["dataset"].pop("root", None)
+        for section, key in NON_RESULT_KEYS:
+            cfg[section].pop(key, None)
+        blob = json.dumps(cfg, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+NON_RESULT_KEYS = (("data", "workers"), ("data", "cache_frames"), ("eval", "batch_size"))
+
+
+@dataclass
+class Suite:
+    """A validated suite: the file it came from and its raw (validated) content."""
+
+    path: str
+    spec: SuiteFile
+    raw: dict
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def variants(self, method: str) -> list[tuple[str, dict, str]]:
+        """(name, override, key path) of each variant of a method, ``default`` first."""
+        ablations = self.spec.ablations.get(method, [])
+        return [
+            ("default", {}, f"method_config.{method}"),
+            *[(v["name"], v, f"ablations.{method}[{i}]") for i, v in enumerate(ablations)],
+        ]
+
+    def cell_config(self, method: str, override: dict, key: str) -> tuple[MethodConfig, Defaults]:
+        """Defaults <- method_config[method] <- variant override, validated."""
+        where = f"{self.path}: {key}"
+        base_fields, base_sections = split_override(self.spec.method_config.get(method, {}))
+        fields, sections = split_override(override)
+        merged = deep_merge(self.spec.defaults.model_dump(), deep_merge(base_sections, sections))
+        try:
+            defaults = Defaults.model_validate(merged)
+            config = METHODS.get(method).Config.model_validate({**base_fields, **fields})
+        except ValidationError as exc:
+            raise_validation(where, exc)
+        if not timm.is_model(defaults.model.backbone):
+            raise ConfigError(
+                f"{where}: model.backbone", f"unknown timm backbone '{defaults.model.backbone}'"
+            )
+        return config, defaults
+
+    def cells(self, data_root: str | None = None) -> list[Cell]:
+        """The grid, in order: dataset x split x method x variant x seed."""
+        out = []
+        for spec in self.spec.datasets:
+            name, opts = dataset_spec(spec)
+            dataset = build_dataset(name, opts, data_root, self.path)
+            for split in dataset.split_indices():
+                for method in self.spec.methods:
+                    for variant, override, key in self.variants(method):
+                        config, sections = self.cell_config(method, override, key)
+                        out += [
+                            Cell(
+                                self.name,
+                                name,
+                                dataset.options.model_dump(mode="json"),
+                                split,
+                                method,
+                                variant,
+                                seed,
+                                config,
+                                sections,
+                            )
+                            for seed in self.spec.seeds
+                        ]
+        return out
+
+
+def dataset_spec(spec: str | DatasetSpec) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    return spec.name, {k: v for k, v in spec.model_dump().items() if k != "name"}
+
+
+def build_dataset(name: str, options: dict, data_root: str | None, where: str = "suite"):
+    """Instantiate a registered dataset with validated options (no data is read yet)."""
+    cls = DATASETS.get(name)
+    try:
+        opts = cls.Options.model_validate(options)
+    except ValidationError as exc:
+        raise_validation(f"{where}: dataset {name}", exc)
+    return cls(opts, data_root)
+
+
+def load_suite(path: str | Path, overrides: list[str] = (), override_files: list[str] = ()):
+    """Read, patch and validate a suite file; every problem is a ConfigError with a key path."""
+    path = Path(path)
+    raw = read_yaml(path)
+    for extra in override_files:
+        raw = deep_merge(raw, read_yaml(Path(extra)))
+    for text in overrides:
+        set_path(raw, *parse_override(text))
+    try:
+        spec = SuiteFile.model_validate(raw)
+    except ValidationError as exc:
+        raise_validation(str(path), exc)
+    suite = Suite(str(path), spec, raw)
+    check_names(suite)
+    suite.cells()  # validates every override and dataset option before any work starts
+    return suite
+
+
+def check_names(suite: Suite) -> None:
+    """Unknown methods, datasets, backbones, and ablations of methods the suite does not run."""
+    spec, where = suite.spec, suite.path
+    for i, method in enumerate(spec.methods):
+        if method not in METHODS:
+            raise ConfigError(
+                f"{where}: methods[{i}]",
+                f"unknown method '{method}'; known: {', '.join(METHODS.names())}",
+            )
+    for i, ds in enumerate(spec.datasets):
+        name = dataset_spec(ds)[0]
+        if name not in DATASETS:
+            raise ConfigError(
+                f"{where}: datasets[{i}]",
+                f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}",
+            )
+    for key in ("ablations", "method_config"):
+        for method in getattr(spec, key):
+            if method not in spec.methods:
+                raise ConfigError(
+                    f"{where}: {key}.{method}", f"method '{method}' is not in this suite's methods"
+                )
+    for method, variants in spec.ablations.items():
+        names = [v.get("name") for v in variants]
+        for i, name in enumerate(names):
+            if not isinstance(name, str) or not name or name == "default" or names.count(name) > 1:
+                raise ConfigError(
+                    f"{where}: ablations.{method}[{i}].name",
+                    "expected a unique, non-empty variant name other than 'default'",
+                )

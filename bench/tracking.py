@@ -1,0 +1,81 @@
+"""MLflow as the record of results: one experiment per suite, one run per cell.
+
+Default store: ``sqlite:///mlflow.db`` in the working directory (what ``mlflow ui`` opens
+without arguments), artifacts in ``./mlruns``; ``--tracking-uri`` or ``$MLFLOW_TRACKING_URI``
+select any other store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+DEFAULT_URI = "sqlite:///mlflow.db"
+PACKAGES = ("bench", "torch", "torchvision", "timm", "mlflow", "optuna")
+UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+
+
+def client(uri: str | None = None):
+    """An MlflowClient on the store (created on first use, in this process)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(uri))
+    return MlflowClient(tracking_uri(uri))
+
+
+def experiment_id(mlf, name: str) -> str:
+    """The id of the experiment ``name``, created if needed."""
+    exp = mlf.get_experiment_by_name(name)
+    return exp.experiment_id if exp else mlf.create_experiment(name)
+
+
+def runs_with_hash(mlf, exp_id: str, config_hash: str, statuses: tuple[str, ...]):
+    """Runs of the experiment with this config hash and one of ``statuses``, newest first."""
+    runs = mlf.search_runs(
+        [exp_id],
+        filter_string=f"tags.config_hash = '{config_hash}'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return [r for r in runs if r.info.status in statuses]
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def environment_tags() -> dict[str, str]:
+    tags = {"git_commit": git_commit(), "python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            tags[f"version.{pkg}"] = version(pkg)
+        except PackageNotFoundError:
+            tags[f"version.{pkg}"] = "not installed"
+    return tags
