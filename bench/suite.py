@@ -275,6 +275,11 @@ def load_suite(path: str | Path, overrides: list[str] = (), override_files: list
 def check_names(suite: Suite) -> None:
     """Unknown methods, datasets, backbones, and ablations of methods the suite does not run."""
     spec, where = suite.spec, suite.path
+    if not timm.is_model(spec.defaults.model.backbone):
+        raise ConfigError(
+            f"{where}: defaults.model.backbone",
+            f"unknown timm backbone '{spec.defaults.model.backbone}'",
+        )
     for i, method in enumerate(spec.methods):
         if method not in METHODS:
             raise ConfigError(

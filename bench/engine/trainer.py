@@ -73,9 +73,9 @@ class Trainer:
             total.backward()
             self.optimizer.step()
             for name, value in terms.items():
-                sums[name] += float(value)
-            sums["total"] += float(total)
-            bar.set_postfix(loss=f"{float(total):.3f}")
+                sums[name] += float(value.detach())
+            sums["total"] += float(total.detach())
+            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
             bar.update()
         bar.close()
         out = {f"loss/{k}": v / max(steps, 1) for k, v in sums.items()}
