@@ -302,7 +302,7 @@ def check_names(suite: Suite) -> None:
     for method, variants in spec.ablations.items():
         names = [v.get("name") for v in variants]
         for i, name in enumerate(names):
-            if not isinstance(name, str) or not name or name == "default" or names.count(name) > 1:
+            if not isinstance(name, str) or not name or name == "default" or name in names[:i]:
                 raise ConfigError(
                     f"{where}: ablations.{method}[{i}].name",
                     "expected a unique, non-empty variant name other than 'default'",

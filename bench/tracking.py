@@ -12,15 +12,19 @@ import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-DEFAULT_URI = "sqlite:///mlflow.db"
+DEFAULT_DB = "mlflow.db"
 PACKAGES = ("bench", "torch", "torchvision", "timm", "mlflow", "optuna")
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """The explicit URI, else $MLFLOW_TRACKING_URI, else ./mlflow.db (as an absolute path, so
+    that the store does not move with the working directory)."""
+    default = f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or default
 
 
 def client(uri: str | None = None):
