@@ -1,0 +1,62 @@
+"""Plugins: decorator registration and discovery through entry points."""
+
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import cli
+from bench.errors import BenchError
+from bench.registry import METHODS
+
+
+def test_third_party_plugin_is_found_through_an_entry_point(tmp_path, monkeypatch):
+    pkg = tmp_path / "thirdparty_reid.py"
+    pkg.write_text(
+        textwrap.dedent("""
+        from bench.registry import METHODS
+        import bench.registry as r
+        from methods.baseline import Baseline
+
+        @r.METHODS.register("my-method")
+        class MyMethod(Baseline):
+            pass
+    """)
+    )
+    dist = tmp_path / "thirdparty_reid-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-reid\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[bench.methods]\nmy-method = thirdparty_reid\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    METHODS.names()  # built-ins registered before the registry is patched
+    monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
+    monkeypatch.setattr(METHODS, "_loaded", False)
+    assert "my-method" not in METHODS._items
+    assert "my-method" in METHODS.names() and "baseline" in METHODS.names()
+    assert METHODS.get("my-method").__module__ == "thirdparty_reid"
+    sys.modules.pop("thirdparty_reid", None)
+
+
+def test_a_broken_entry_point_is_reported_by_name(tmp_path, monkeypatch):
+    dist = tmp_path / "broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[bench.methods]\nbroken = no_such_module_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    METHODS.names()
+    monkeypatch.setattr(METHODS, "_loaded", False)
+    with pytest.raises(BenchError, match="broken = no_such_module_xyz"):
+        METHODS.names()
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(BenchError, match="unknown method 'x'; known: .*baseline"):
+        METHODS.get("x")
+
+
+def test_bench_list_shows_methods_fields_defaults_and_datasets():
+    out = CliRunner().invoke(cli, ["list"]).output
+    for name in ("baseline", "iaunet", "stal", "rgsa-rgtr", "synthetic-video", "mars"):
+        assert name in out
+    assert "triplet_margin: 0.3" in out
