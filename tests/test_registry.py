@@ -28,8 +28,8 @@ def test_third_party_plugin_is_found_through_an_entry_point(tmp_path, monkeypatc
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-reid\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[bench.methods]\nmy-method = thirdparty_reid\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
     METHODS.names()  # built-ins registered before the registry is patched
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(METHODS, "_items", dict(METHODS._items))
     monkeypatch.setattr(METHODS, "_loaded", False)
     assert "my-method" not in METHODS._items
@@ -43,8 +43,8 @@ def test_a_broken_entry_point_is_reported_by_name(tmp_path, monkeypatch):
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[bench.methods]\nbroken = no_such_module_xyz\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
     METHODS.names()
+    monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(METHODS, "_loaded", False)
     with pytest.raises(BenchError, match="broken = no_such_module_xyz"):
         METHODS.names()
