@@ -81,6 +81,9 @@ def cli(verbose: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the grid of cells and stop.")
 @click.option("--force", is_flag=True, help="Rerun cells that already finished.")
 @click.option("--no-report", is_flag=True, help="Do not print the table at the end.")
+@click.option(
+    "-m", "--method", "only", multiple=True, help="Run only these of the suite's methods."
+)
 def run(
     suite_file,
     overrides,
@@ -91,13 +94,19 @@ def run(
     dry_run,
     force,
     no_report,
+    only,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
     from bench.runner import print_grid, run_suite
     from bench.suite import load_suite
 
     suite = load_suite(suite_file, overrides, override_files)
-    cells = suite.cells(data_root)
+    unknown = set(only) - set(suite.spec.methods)
+    if unknown:
+        raise click.BadParameter(
+            f"not methods of this suite: {', '.join(sorted(unknown))}", param_hint="--method"
+        )
+    cells = [c for c in suite.cells(data_root) if not only or c.method in only]
     if dry_run:
         print_grid(suite, cells)
         return

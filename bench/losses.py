@@ -51,7 +51,9 @@ def batch_hard_triplet(
     return triplet_from_distances(METRICS[metric](feats, feats), pids, margin)
 
 
-def weighted_triplet(feats: torch.Tensor, pids: torch.Tensor, metric: str = "euclidean"):
+def weighted_triplet(
+    feats: torch.Tensor, pids: torch.Tensor, metric: str = "euclidean"
+) -> torch.Tensor:
     """Adaptive weighted triplet loss (Ristani & Tomasi 2018), as RGSA-RGTR uses it.
 
     For anchor a: w_p = softmax over positives of d(a, p), w_n = softmax over negatives of

@@ -38,6 +38,8 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: set when ``embed`` accepts only clips of one length (e.g. RGTR's per-frame relations)
+    fixed_clip_len: int | None = None
 
     def __init__(
         self, config: MethodConfig, model: ModelConfig, data: DataConfig, num_classes: int
@@ -82,7 +84,7 @@ class Method(nn.Module):
         out = {}
         for key, value in clips.items():
             v = nn.functional.normalize(value, dim=-1) if norm and key == "feat" else value
-            total = torch.zeros(count, *v.shape[1:], dtype=v.dtype).index_add_(0, owner, v)
+            total = v.new_zeros(count, *v.shape[1:]).index_add_(0, owner, v)
             n = torch.bincount(owner, minlength=count).clamp_min(1).to(v.dtype)
             mean = total / n.view(-1, *([1] * (v.dim() - 1)))
             out[key] = nn.functional.normalize(mean, dim=-1) if norm and key == "feat" else mean

@@ -37,8 +37,12 @@ ROOT_KEYS = (
 
 
 class DatasetSpec(BaseModel):
+    """A dataset entry: its registered name, an optional display label (to tell apart two
+    entries of one dataset, e.g. clean and polluted) and the dataset's own options."""
+
     model_config = ConfigDict(extra="allow")
     name: str
+    label: str | None = None
 
 
 class SuiteFile(BaseModel):
@@ -140,11 +144,17 @@ class Cell:
     seed: int
     method_config: MethodConfig
     sections: Defaults
+    dataset_label: str = ""
+
+    @property
+    def shown_dataset(self) -> str:
+        """The name results are reported under (the suite's label, else the dataset name)."""
+        return self.dataset_label or self.dataset
 
     @property
     def label(self) -> str:
         split = f"/split{self.split}" if self.split else ""
-        return f"{self.dataset}{split}/{self.method}/{self.variant}/seed{self.seed}"
+        return f"{self.shown_dataset}{split}/{self.method}/{self.variant}/seed{self.seed}"
 
     def resolved(self) -> dict[str, Any]:
         """Everything that determines the result (logged as params, saved as config.yaml)."""
@@ -216,6 +226,7 @@ class Suite:
         out = []
         for spec in self.spec.datasets:
             name, opts = dataset_spec(spec)
+            label = spec.label if isinstance(spec, DatasetSpec) else None
             dataset = build_dataset(name, opts, data_root, self.path)
             for split in dataset.split_indices():
                 for method in self.spec.methods:
@@ -232,6 +243,7 @@ class Suite:
                                 seed,
                                 config,
                                 sections,
+                                label or "",
                             )
                             for seed in self.spec.seeds
                         ]
@@ -241,7 +253,7 @@ class Suite:
 def dataset_spec(spec: str | DatasetSpec) -> tuple[str, dict]:
     if isinstance(spec, str):
         return spec, {}
-    return spec.name, {k: v for k, v in spec.model_dump().items() if k != "name"}
+    return spec.name, {k: v for k, v in spec.model_dump().items() if k not in ("name", "label")}
 
 
 def build_dataset(name: str, options: dict, data_root: str | None, where: str = "suite"):

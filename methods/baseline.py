@@ -16,7 +16,7 @@ from bench.config import DataConfig, MethodConfig, ModelConfig
 from bench.losses import batch_hard_triplet, cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone
-from bench.models.heads import BNNeck, spatial_avg
+from bench.models.heads import BNNeck, temporal_avg
 from bench.registry import register_method
 
 
@@ -49,7 +49,7 @@ class Baseline(Method):
 
     def pooled(self, clips: torch.Tensor) -> torch.Tensor:
         """clips: (B, T, C, H, W) -> clip feature (B, D): spatial then temporal averaging."""
-        return spatial_avg(self.backbone(clips)).mean(1)
+        return temporal_avg(self.backbone(clips))
 
     def forward(self, batch: Batch) -> dict[str, Any]:
         feat = self.pooled(batch["clips"])

@@ -56,7 +56,7 @@ class Protocol:
 
 @dataclass
 class Split:
-    """Train tracklets (pids relabelled 0..n-1 by the loader) and a query/gallery test set."""
+    """Train, query and gallery tracklets (pids as in the dataset; the harness relabels train)."""
 
     train: list[Tracklet]
     query: list[Tracklet]

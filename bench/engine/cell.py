@@ -60,7 +60,8 @@ def seed_everything(seed: int) -> None:
 def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
     tags = {
         "suite": cell.suite,
-        "dataset": cell.dataset,
+        "dataset": cell.shown_dataset,
+        "dataset_name": cell.dataset,
         "split": str(cell.split),
         "method": cell.method,
         "variant": cell.variant,

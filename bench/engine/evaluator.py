@@ -83,7 +83,15 @@ def sequence_length_grid(
     is cut to its first L frames, one clip (0 = all its frames)."""
     tracks = _unique(split)
     embs = {
-        n: extract(method, tracks, data, _first(ev, n), aux, n, f"length {n or 'all'}")
+        n: extract(
+            method,
+            tracks,
+            data,
+            _first(ev, n, method.fixed_clip_len),
+            aux,
+            method.fixed_clip_len or n,
+            f"length {n or 'all'}",
+        )
         for n in ev.seq_lengths
     }
     return {
@@ -93,8 +101,9 @@ def sequence_length_grid(
     }
 
 
-def _first(ev: EvalConfig, length: int) -> EvalConfig:
-    """Eval settings that keep only the first ``length`` frames of a tracklet (0 = all)."""
-    if not length:
-        return ev
-    return ev.model_copy(update={"clip_len": length, "max_frames": length})
+def _first(ev: EvalConfig, length: int, clip_len: int | None) -> EvalConfig:
+    """Eval settings that keep only the first ``length`` frames of a tracklet (0 = all), in one
+    clip, or in clips of ``clip_len`` for a method that needs a fixed clip length."""
+    return ev.model_copy(
+        update={"clip_len": clip_len or length or None, "max_frames": length or ev.max_frames}
+    )

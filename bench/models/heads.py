@@ -27,3 +27,8 @@ class BNNeck(nn.Module):
 def spatial_avg(x: torch.Tensor) -> torch.Tensor:
     """(B, T, C, H, W) -> (B, T, C): global average pooling per frame."""
     return x.mean(dim=(-2, -1))
+
+
+def temporal_avg(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, C, H, W) -> (B, C): spatial then temporal average pooling (the baseline head)."""
+    return spatial_avg(x).mean(1)

@@ -1,0 +1,127 @@
+"""The embedded synthetic datasets: ``synthetic-video`` and ``synthetic-image``.
+
+Both are generated on first ``prepare()`` into ``<root>/<key>`` (``<key>`` hashes the generator
+options, so changing one regenerates) and reused afterwards. ``synthetic-image`` uses the same
+generated tracklets (same options, same cache folder) and turns sampled frames into images.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
+from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
+from bench.errors import ConfigError, DataError
+from bench.registry import register_dataset
+
+PROTOCOL = Protocol(name="standard", ap="mean")
+AUX = frozenset({"part_masks", "keypoints"})
+
+
+class SyntheticVideoOptions(DatasetOptions, GeneratorConfig):
+    """Dataset options of a suite plus every generator option (docs/synthetic.md)."""
+
+
+class SyntheticImageOptions(SyntheticVideoOptions):
+    image_frames: int = Field(
+        4, ge=1, description="frames taken (evenly spaced) from each train/gallery tracklet"
+    )
+
+
+@register_dataset("synthetic-video")
+class SyntheticVideo(ReIDDataset):
+    """Pedestrian tracklets rendered from 14 joints; see bench/data/synthetic."""
+
+    folder = "synthetic-video"
+    video = True
+    Options = SyntheticVideoOptions
+
+    def __init__(self, options: DatasetOptions, data_root: str | None = None):
+        super().__init__(options, data_root)
+        for key in ("masks", "keypoints"):
+            if getattr(options, key):
+                raise ConfigError(
+                    f"datasets: {self.name}.{key}", "synthetic data carries its own annotations"
+                )
+        self.generator = GeneratorConfig.from_options(options)
+        self.path = Path(self.root) / self.generator.cache_key()
+
+    def prepare(self, progress: bool = True) -> None:
+        workers = min(2, os.cpu_count() or 1)
+        self.path = ensure_generated(self.generator, Path(self.root), workers, progress)
+
+    def load_split(self, index: int) -> Split:
+        if index != 0:
+            raise DataError(f"{self.name} has a single split (0), not {index}")
+        roles = load_tracklets(self.path)
+        return Split(roles["train"], roles["query"], roles["gallery"], PROTOCOL, index)
+
+    def available_aux(self) -> frozenset[str]:
+        return AUX
+
+
+@register_dataset("synthetic-image")
+class SyntheticImage(SyntheticVideo):
+    """Single frames of the synthetic tracklets: an image re-ID set.
+
+    Train and gallery tracklets give ``image_frames`` evenly spaced frames each, a query
+    tracklet its middle frame. Each image's keypoints are a (1, 14, 3) ``.npy`` written once
+    under ``<key>/images-<image_frames>/``.
+    """
+
+    video = False
+    Options = SyntheticImageOptions
+
+    def prepare(self, progress: bool = True) -> None:
+        super().prepare(progress)
+        folder = self._image_folder()
+        if folder.is_dir():
+            return
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        for role, tracks in load_tracklets(self.path).items():
+            for t in tracks:
+                keypoints = np.load(t.keypoints)
+                for i in self._picks(t, role):
+                    out = partial / self._image_name(t, i)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(out, keypoints[i : i + 1])
+        os.replace(partial, folder)
+
+    def load_split(self, index: int) -> Split:
+        split = super().load_split(index)
+        split.train = [im for t in split.train for im in self._images(t, "train")]
+        split.query = [im for t in split.query for im in self._images(t, "query")]
+        split.gallery = [im for t in split.gallery for im in self._images(t, "gallery")]
+        return split
+
+    def _image_folder(self) -> Path:
+        return self.path / f"images-{self.options.image_frames}"
+
+    def _image_name(self, t: Tracklet, i: int) -> str:
+        track = Path(t.frames[i]).parent.parent
+        return f"{track.parent.name}/{track.name}/{i:06d}.npy"
+
+    def _picks(self, t: Tracklet, role: str) -> list[int]:
+        """Evenly spaced frame indices (centres of k equal chunks): ``image_frames`` of them
+        (all frames of a shorter tracklet), the middle one for a query."""
+        n, k = len(t.frames), 1 if role == "query" else self.options.image_frames
+        return list(range(n)) if n <= k else [int((i + 0.5) * n / k) for i in range(k)]
+
+    def _images(self, t: Tracklet, role: str) -> list[Tracklet]:
+        """The picked frames of a tracklet as one-frame tracklets."""
+        return [
+            Tracklet(
+                frames=(t.frames[i],),
+                pid=t.pid,
+                camid=t.camid,
+                masks=(t.masks[i],) if t.masks else None,
+                keypoints=str(self._image_folder() / self._image_name(t, i)),
+            )
+            for i in self._picks(t, role)
+        ]

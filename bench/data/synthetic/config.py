@@ -1,0 +1,66 @@
+"""The generator's options, and the cache key derived from them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import Field, model_validator
+
+from bench.config import Section
+
+# Bump when a change to the generator changes its output for the same options.
+GENERATOR_VERSION = 2
+
+
+class GeneratorConfig(Section):
+    """Everything that determines the generated files (and nothing else)."""
+
+    seed: int = Field(0, description="generator seed (identities, cameras, every frame)")
+    train_ids: int = Field(70, ge=4, description="training identities")
+    test_ids: int = Field(70, ge=4, description="test identities (one query camera each)")
+    distractors: int = Field(20, ge=0, description="gallery-only tracklets of extra people")
+    cameras: int = Field(4, ge=2, le=8, description="number of cameras")
+    min_cameras: int = Field(2, ge=2, description="fewest cameras an identity appears in")
+    max_cameras: int | None = Field(None, ge=2, description="most cameras (None = all)")
+    max_tracklets_per_camera: int = Field(
+        2, ge=1, description="tracklets of one identity in one camera: 1..this (tracker breaks)"
+    )
+    min_len: int = Field(8, ge=1, description="shortest tracklet, in frames")
+    max_len: int = Field(32, ge=1, description="longest tracklet, in frames")
+    height: int = Field(128, ge=32, description="frame height in pixels")
+    width: int = Field(64, ge=16, description="frame width in pixels")
+    occlusion_rate: float = Field(
+        0.3, ge=0, le=1, description="fraction of tracklets with an occluder (box, pole, person)"
+    )
+    misdetection_rate: float = Field(
+        0.06, ge=0, le=1, description="fraction of frames that are drifting or wrong-person crops"
+    )
+    polluted: bool = Field(False, description="STAL's random 25x25 (at 128x64) black box per frame")
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> GeneratorConfig:
+        if self.min_len > self.max_len:
+            raise ValueError(f"min_len ({self.min_len}) must be <= max_len ({self.max_len})")
+        most = self.max_cameras if self.max_cameras is not None else self.cameras
+        if not self.min_cameras <= most <= self.cameras:
+            raise ValueError(
+                f"need min_cameras <= max_cameras <= cameras, got {self.min_cameras}, "
+                f"{self.max_cameras}, {self.cameras}"
+            )
+        return self
+
+    @property
+    def most_cameras(self) -> int:
+        return self.max_cameras if self.max_cameras is not None else self.cameras
+
+    def cache_key(self) -> str:
+        """A folder name that changes whenever an option (or the generator version) does."""
+        text = json.dumps(self.model_dump(), sort_keys=True)
+        digest = hashlib.sha1(f"{GENERATOR_VERSION}:{text}".encode()).hexdigest()[:12]
+        return f"v{GENERATOR_VERSION}-{digest}"
+
+    @classmethod
+    def from_options(cls, options: Section) -> GeneratorConfig:
+        """The generator fields of a larger options model (e.g. a dataset's Options)."""
+        return cls.model_validate(options.model_dump(include=set(cls.model_fields)))

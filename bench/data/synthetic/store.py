@@ -1,0 +1,141 @@
+"""Writing the dataset to disk, in parallel, into a cache folder keyed by the options.
+
+Layout under the dataset root (see docs/synthetic.md)::
+
+    <root>/<key>/index.json                      options, statistics, identities, tracklets
+    <root>/<key>/{train,test}/p<pid>_c<cam>_t<k>/frames/000000.png   RGB frames
+                                                /masks/000000.png    part labels 0..4
+                                                /keypoints.npy       (n_frames, 14, 3)
+
+``<key>`` = ``v<generator version>-<hash of the options>``. Generation writes into
+``<root>/.<key>.partial`` under a file lock and renames it to ``<key>`` only once
+``index.json`` is written, so an interrupted run is never mistaken for a finished one (its
+partial folder is removed by the next run).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from bench.data.synthetic.attributes import PALETTES, PARTS, sharing
+from bench.data.synthetic.cameras import camera
+from bench.data.synthetic.config import GENERATOR_VERSION, GeneratorConfig
+from bench.data.synthetic.plan import Plan, make_plan
+from bench.data.synthetic.tracklet import TrackletScene, TrackletSpec
+from bench.errors import DataError
+
+INDEX = "index.json"
+
+
+def frame_name(i: int) -> str:
+    return f"{i:06d}.png"
+
+
+def write_tracklet(cfg: GeneratorConfig, out: Path, spec: TrackletSpec) -> int:
+    """Render and write one tracklet under ``out``; returns its number of frames."""
+    folder = out / spec.path
+    (folder / "frames").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    keypoints = []
+    for i, frame in enumerate(TrackletScene(cfg, spec).frames()):
+        Image.fromarray(frame.image).save(folder / "frames" / frame_name(i), compress_level=1)
+        Image.fromarray(frame.labels).save(folder / "masks" / frame_name(i), compress_level=1)
+        keypoints.append(frame.keypoints)
+    np.save(folder / "keypoints.npy", np.stack(keypoints).astype(np.float32))
+    return spec.n_frames
+
+
+def _render_all(cfg: GeneratorConfig, out: Path, plan: Plan, workers: int, progress: bool):
+    total = sum(s.n_frames for s in plan.tracklets)
+    bar = tqdm(total=total, unit="frame", desc="synthetic-video", disable=not progress)
+    with bar:
+        if workers <= 1:
+            for spec in plan.tracklets:
+                bar.update(write_tracklet(cfg, out, spec))
+            return
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(write_tracklet, cfg, out, s) for s in plan.tracklets]
+            for job in as_completed(jobs):
+                bar.update(job.result())
+
+
+def _index(cfg: GeneratorConfig, plan: Plan) -> dict:
+    people = {"train": plan.train, "test": plan.test}
+    return {
+        "generator_version": GENERATOR_VERSION,
+        "options": cfg.model_dump(),
+        "sharing": {split: sharing(ids) for split, ids in people.items()},
+        "palette_sizes": {part: len(PALETTES[part]) for part in PARTS},
+        "cameras": [asdict(camera(cfg.seed, c)) for c in range(cfg.cameras)],
+        "identities": [
+            {"pid": i.pid, "split": split, **{p: list(i.value(p)) for p in PARTS}}
+            for split, ids in (*people.items(), ("distractor", plan.distractors))
+            for i in ids
+        ],
+        "tracklets": [
+            {
+                "path": s.path,
+                "pid": s.identity.pid,
+                "camid": s.camid,
+                "role": s.role,
+                "frames": s.n_frames,
+            }
+            for s in plan.tracklets
+        ],
+    }
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_generated(
+    cfg: GeneratorConfig, root: Path, workers: int = 2, progress: bool = True
+) -> Path:
+    """The finished cache folder for ``cfg`` under ``root``, generating it if needed."""
+    final = Path(root) / cfg.cache_key()
+    if (final / INDEX).is_file():
+        return final
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the dataset root {final.parent}: {exc}") from exc
+    with _locked(final.parent / f".{final.name}.lock"):
+        if (final / INDEX).is_file():  # another process finished it while we waited
+            return final
+        partial = final.parent / f".{final.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        partial.mkdir()
+        plan = make_plan(cfg)
+        _render_all(cfg, partial, plan, workers, progress)
+        (partial / INDEX).write_text(json.dumps(_index(cfg, plan), indent=1))
+        os.replace(partial, final)
+    return final
+
+
+def read_index(folder: Path) -> dict:
+    """The parsed ``index.json`` of a finished cache folder."""
+    path = Path(folder) / INDEX
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the synthetic dataset index ({exc})") from exc

@@ -1,0 +1,170 @@
+"""RGSA-RGTR: relation-guided spatial attention and temporal refinement (Li et al., AAAI 2020).
+
+A timm CNN (last stride 1) gives X_t (C, H, W) per frame; RGSA (Sec. 3.3) or spatial average
+pooling turns it into a frame feature f_t; RGTR (Sec. 3.4) or nothing refines the T frame
+features, and their mean is the clip feature f~ (Eq. 10). Loss (Sec. 3.5, Eq. 11-15):
+frame-level CE on every f_t + clip-level CE on f~ (+ the adaptive weighted triplet loss on f~).
+Both classifiers sit behind a BN-neck; the test embedding is the BN-neck feature of f~.
+METHODS.md, "RGSA-RGTR", fixes the defaults and the ablation switches of Tables 1-3.
+
+RGSA sizes W_A for the N = H x W positions of the training input, and RGTR sizes W_R for the
+training clip length T: test clips must have the training frame size and length T (the paper's
+protocol: clips of length T, stride T/2, ``eval.clip_stride`` and ``eval.clip_norm``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field
+
+from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.errors import BenchError
+from bench.losses import cross_entropy, weighted_triplet
+from bench.method import Batch, Embedding, Method
+from bench.models.backbone import Backbone
+from bench.models.heads import BNNeck, spatial_avg
+from bench.models.relation import RelationGuided, build_relation
+from bench.registry import register_method
+
+
+class RGSARGTRConfig(MethodConfig):
+    spatial: Literal["rgsa", "avg"] = Field(
+        "rgsa", description="frame feature: relation-guided spatial attention or average pooling"
+    )
+    temporal: Literal["rgtr", "avg"] = Field(
+        "rgtr", description="clip feature: relation-guided temporal refinement, or plain mean"
+    )
+    relation: Literal["rm", "inner-product"] = Field(
+        "rm", description="relation of two features: relation module or inner product (IP row)"
+    )
+    loss: Literal["total", "ce"] = Field(
+        "total", description="L_total = L_ce + weighted triplet, or L_ce (frame + clip CE) only"
+    )
+    r1: int = Field(32, ge=1, description="relation module: theta/phi reduce C to C/r1")
+    r2: int = Field(256, ge=1, description="relation module: relation vectors are C/r2-d")
+
+
+class RGSA(torch.nn.Module):
+    """Relation-guided spatial attention, Eq. 3-6: (B, T, C, H, W) -> frame features (B, T, C).
+
+    a_i = sigmoid(BN(W_A [X_i, r~_i])) per position i (channel-wise), f = sum_i a_i X_i / sum_i a_i.
+    All N x N position pairs are related at once.
+    """
+
+    def __init__(self, channels: int, size: tuple[int, int], relation: torch.nn.Module):
+        super().__init__()
+        self.size = tuple(size)
+        self.guided = RelationGuided(channels, size[0] * size[1], relation)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (M, N, C) position features -> attention (M, N, C) in (0, 1) (Eq. 5)."""
+        return torch.sigmoid(self.guided(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        if (h, w) != self.size:
+            raise BenchError(
+                f"rgsa-rgtr: RGSA was built for {self.size[0]}x{self.size[1]} feature maps "
+                f"(N = {self.guided.count} positions, the width of W_A) from the training input "
+                f"size data.height x data.width; got {h}x{w} feature maps. Test clips must have "
+                "the training input size."
+            )
+        pos = x.flatten(3).transpose(2, 3).flatten(0, 1)  # (B*T, N, C)
+        a = self.attention(pos)
+        f = (a * pos).sum(1) / a.sum(1)
+        return f.reshape(b, t, c)
+
+
+class RGTR(torch.nn.Module):
+    """Relation-guided temporal refinement, Eq. 7-9: (B, T, C) -> refined (B, T, C).
+
+    f~_t = BN(W_R [f_t, r~_t]) with r~_t = concat_s RM(f_t, f_s) in frame order s = 1..T.
+    """
+
+    def __init__(self, channels: int, frames: int, relation: torch.nn.Module):
+        super().__init__()
+        self.guided = RelationGuided(channels, frames, relation)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        if f.shape[1] != self.guided.count:
+            raise BenchError(
+                f"rgsa-rgtr: RGTR was built for clips of T = {self.guided.count} frames "
+                f"(data.seq_len; W_R takes one relation vector per frame); got {f.shape[1]}. "
+                "Evaluate in clips of the training length (eval.clip_len unset or = data.seq_len)."
+            )
+        return self.guided(f)
+
+
+@register_method("rgsa-rgtr")
+class RGSARGTR(Method):
+    Config = RGSARGTRConfig
+
+    def __init__(
+        self, config: RGSARGTRConfig, model: ModelConfig, data: DataConfig, num_classes: int
+    ):
+        super().__init__(config, model, data, num_classes)
+        self.backbone = Backbone(model)
+        c = self.backbone.out_channels
+        self.rgsa = self.rgtr = None
+        if config.spatial == "rgsa":
+            size = self.backbone.output_size(data.height, data.width)
+            self.rgsa = RGSA(c, size, self._relation(c))
+        if config.temporal == "rgtr":
+            self.rgtr = RGTR(c, data.seq_len, self._relation(c))
+            self.fixed_clip_len = data.seq_len
+        self.frame_neck = BNNeck(c, num_classes)
+        self.clip_neck = BNNeck(c, num_classes)
+
+    def _relation(self, channels: int) -> torch.nn.Module:
+        cfg = self.config
+        return build_relation(cfg.relation, channels, cfg.r1, cfg.r2)
+
+    def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips: (B, T, 3, H, W) -> frame features f_t: (B, T, C)."""
+        x = self.backbone(clips)
+        return spatial_avg(x) if self.rgsa is None else self.rgsa(x)
+
+    def clip_feature(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: (B, T, C) -> clip feature f~ = mean_t f~_t: (B, C) (Eq. 10)."""
+        return (frames if self.rgtr is None else self.rgtr(frames)).mean(1)
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        frames = self.frame_features(batch["clips"])
+        feat = self.clip_feature(frames)
+        _, frame_logits = self.frame_neck(frames.flatten(0, 1))
+        _, clip_logits = self.clip_neck(feat)
+        return {"feat": feat, "clip_logits": clip_logits, "frame_logits": frame_logits}
+
+    def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
+        pids = batch["pids"]
+        frames_per_clip = outputs["frame_logits"].shape[0] // pids.shape[0]
+        terms = {
+            "ce_clip": cross_entropy(outputs["clip_logits"], pids),
+            "ce_frame": cross_entropy(
+                outputs["frame_logits"], pids.repeat_interleave(frames_per_clip)
+            ),
+        }
+        if self.config.loss == "total":
+            terms["triplet"] = weighted_triplet(outputs["feat"], pids)
+        return terms
+
+    def embed(self, clips: torch.Tensor, aux: Batch) -> Embedding:
+        z, _ = self.clip_neck(self.clip_feature(self.frame_features(clips)))
+        return {"feat": z}
+
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """lr, weight decay, r1, r2 (Table 2) and clip length T (Table 3, test stride T/2)."""
+        seq_len = trial.suggest_categorical("seq_len", [2, 4, 6, 8])
+        return {
+            "r1": trial.suggest_categorical("r1", [8, 16, 32, 64]),
+            "r2": trial.suggest_categorical("r2", [64, 128, 256, 512]),
+            "train": {
+                "lr": trial.suggest_float("lr", 1e-4, 1e-3, log=True),
+                "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True),
+            },
+            "data": {"seq_len": seq_len},
+            "eval": {"clip_stride": max(1, seq_len // 2), "clip_norm": True},
+        }
