@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bench.data.cli import data
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -198,9 +199,4 @@ def main() -> None:
     cli(prog_name="bench")
 
 
-try:
-    from bench.data.cli import data
-except ImportError:  # pragma: no cover  # TEMPORARY until the synthetic module lands
-    data = None
-if data is not None:
-    cli.add_command(data)
+cli.add_command(data)
