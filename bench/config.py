@@ -17,8 +17,17 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: ``Field(..., json_schema_extra=TEST_TIME)`` marks a method field that acts only at test time:
+#: cells that differ only in such fields (and in ``eval``) share one trained model.
+TEST_TIME = {"test_time": True}
+
+
 class MethodConfig(Section):
     """Base of a method plugin's config (the paper's defaults and its ablation switches)."""
+
+    @classmethod
+    def test_time_fields(cls) -> set[str]:
+        return {k for k, f in cls.model_fields.items() if f.json_schema_extra == TEST_TIME}
 
 
 class ModelConfig(Section):

@@ -170,15 +170,32 @@ class Cell:
             "seed": self.seed,
         }
 
-    @property
-    def config_hash(self) -> str:
-        """Hash of the resolved config, without settings that cannot change the numbers."""
+    def _result_config(self) -> dict[str, Any]:
+        """The resolved config without settings that cannot change the numbers."""
         cfg = self.resolved()
         cfg["dataset"].pop("root", None)
         for section, key in NON_RESULT_KEYS:
             cfg[section].pop(key, None)
-        blob = json.dumps(cfg, sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return cfg
+
+    @property
+    def config_hash(self) -> str:
+        """Identifies the cell's result (a finished cell with this hash is not run again)."""
+        return _digest(self._result_config())
+
+    @property
+    def train_hash(self) -> str:
+        """Identifies the trained weights: the config without the ``eval`` section and the
+        method's test-time fields, so that cells differing only there share one training."""
+        cfg = self._result_config()
+        cfg.pop("eval")
+        for key in self.method_config.test_time_fields() | {"variant"}:
+            cfg["method"].pop(key)
+        return _digest(cfg)
+
+
+def _digest(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 NON_RESULT_KEYS = (("data", "workers"), ("data", "cache_frames"), ("eval", "batch_size"))

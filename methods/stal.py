@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from timm.layers import ConvNormAct
 from torch import nn
 
-from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.config import TEST_TIME, DataConfig, MethodConfig, ModelConfig
 from bench.distance import euclidean
 from bench.errors import BenchError, DataError
 from bench.losses import cross_entropy, triplet_from_distances
@@ -75,12 +75,18 @@ class STALConfig(MethodConfig):
         "both", description="branches trained: both | global (PGB) | local (PLB)"
     )
     test_branches: Branches = Field(
-        "both", description="branches in the test distance: both | global (GB) | local (LB)"
+        "both",
+        description="branches in the test distance: both | global (GB) | local (LB)",
+        json_schema_extra=TEST_TIME,
     )
     attention: Literal["st", "temporal", "spatial", "none"] = Field(
-        "st", description="attention at test: st | temporal (TAN) | spatial (SAN) | none (ones)"
+        "st",
+        description="attention at test: st | temporal (TAN) | spatial (SAN) | none (ones)",
+        json_schema_extra=TEST_TIME,
     )
-    fusion_rate: float = Field(0.3, ge=0, description="test distance d = d_l + rate * d_g")
+    fusion_rate: float = Field(
+        0.3, ge=0, description="test distance d = d_l + rate * d_g", json_schema_extra=TEST_TIME
+    )
     margin_global: float = Field(1.2, ge=0, description="triplet margin m_g on d_g")
     margin_local: float = Field(0.8, ge=0, description="triplet margin m_l on d_l")
     local_weight: float = Field(0.3, ge=0, description="weight lambda of the local triplet")

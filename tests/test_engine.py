@@ -150,3 +150,29 @@ def test_trainer_checkpoint_holds_next_epoch(setup, tmp_path):
     state = checkpoint.load(path)
     assert state["epoch"] == 1 and set(state) >= {"model", "optimizer", "scheduler", "rng"}
     assert torch.equal(state["model"]["neck.bn.running_mean"], method.neck.bn.running_mean)
+
+
+def test_cells_differing_only_at_test_time_share_one_training(in_tmp, monkeypatch):
+    suite = {
+        **SUITE,
+        "ablations": {
+            "baseline": [
+                {"name": "long-clips", "eval": {"clip_len": 4}},
+                {"name": "other-lr", "train": {"lr": 5e-4}},
+            ]
+        },
+    }
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(suite))
+    default, long_clips, other_lr = load_suite(in_tmp / "s.yaml").cells()
+    assert default.train_hash == long_clips.train_hash != other_lr.train_hash
+    assert default.config_hash != long_clips.config_hash
+    mlf = client()
+    exp = experiment_id(mlf, "engine")
+    trained = run_cell(mlf, exp, default, RunOptions())
+    fits = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, hook=None: fits.append(1))
+    shared = run_cell(mlf, exp, long_clips, RunOptions())
+    assert not fits
+    assert mlf.get_run(shared.run_id).data.tags["weights_from"] == trained.run_id
+    run_cell(mlf, exp, other_lr, RunOptions())
+    assert fits == [1]

@@ -312,3 +312,9 @@ def test_search_space_gives_valid_overrides():
         cfg = STALConfig(**override)
         assert 0.4 <= cfg.margin_global <= 2 and 0 <= cfg.fusion_rate <= 1
         assert cfg.local_dim in (128, 256, 512, 1024)
+
+
+def test_test_time_switches_are_marked_so_their_cells_share_training():
+    from methods.stal import STALConfig
+
+    assert STALConfig.test_time_fields() == {"attention", "test_branches", "fusion_rate"}

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from bench.data.validation import carve_validation
 from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
+from bench.method import Method
 from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
 from bench.suite import Cell, build_dataset
@@ -67,6 +69,7 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
         "variant": cell.variant,
         "seed": str(cell.seed),
         "config_hash": cell.config_hash,
+        "train_hash": cell.train_hash,
         "mlflow.runName": cell.label,
         **environment_tags(),
         **opts.extra_tags,
@@ -163,6 +166,25 @@ def final_metrics(result: dict, grid: dict) -> dict[str, float]:
     return metrics
 
 
+@dataclass
+class Job:
+    """Everything one cell's training and scoring needs."""
+
+    mlf: Any
+    exp_id: str
+    run_id: str
+    cell: Cell
+    split: Split
+    method: Method
+    aux: frozenset[str]
+    opts: RunOptions
+    on_epoch: EvalHook | None
+
+    def score(self) -> dict:
+        s = self.cell.sections
+        return score(self.method, self.split, s.data, s.eval, self.aux)
+
+
 def run_cell(
     mlf, exp_id: str, cell: Cell, opts: RunOptions, on_epoch: EvalHook | None = None
 ) -> CellResult:
@@ -175,8 +197,9 @@ def run_cell(
     run_id, resumed = _start_run(mlf, exp_id, cell, opts)
     for key, value in {**_tags(cell, opts, notes), "protocol": split.protocol.name}.items():
         mlf.set_tag(run_id, key, value)
+    job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch)
     try:
-        metrics = _train_and_score(mlf, run_id, cell, split, method, aux, opts, on_epoch)
+        metrics = train_and_score(job)
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         mlf.set_terminated(run_id, status=status)
@@ -185,24 +208,56 @@ def run_cell(
     return CellResult(cell, run_id, "resumed" if resumed else "finished", metrics)
 
 
-def _train_and_score(mlf, run_id, cell, split, method, aux, opts, on_epoch) -> dict:
-    sections = cell.sections
-    loader, _ = train_loader(split.train, sections.data, aux, cell.seed)
-    trainer = Trainer(method, loader, sections.train, checkpoint_path(opts, cell))
+def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:
+    """(run id, state dict) of a finished run that trained this cell's model already: same
+    train hash, its own trained weights logged (a cell differing only at test time)."""
+    runs = mlf.search_runs(
+        [exp_id],
+        filter_string=f"tags.train_hash = '{cell.train_hash}' and attributes.status = 'FINISHED'",
+    )
+    for run in runs:
+        if "weights_from" in run.data.tags:
+            continue
+        if any(a.path == "model.pt" for a in mlf.list_artifacts(run.info.run_id)):
+            path = mlf.download_artifacts(run.info.run_id, "model.pt")
+            return run.info.run_id, torch.load(path, map_location="cpu", weights_only=True)
+    return None
+
+
+def train(job: Job) -> bool:
+    """Train the method (from its checkpoint if any), or load the weights of a run that
+    trained the same model; True if it trained."""
+    reuse = not job.opts.force and job.on_epoch is None
+    donor = trained_weights(job.mlf, job.exp_id, job.cell) if reuse else None
+    if donor is not None:
+        job.method.load_state_dict(donor[1])
+        job.mlf.set_tag(job.run_id, "weights_from", donor[0])
+        log.info("%s: test-time variant, weights of run %s", job.cell.label, donor[0])
+        return False
+    sections = job.cell.sections
+    loader, _ = train_loader(job.split.train, sections.data, job.aux, job.cell.seed)
 
     def epoch_end(epoch: int, logs: dict[str, float]) -> None:
-        log_metrics(mlf, run_id, logs, step=epoch)
-        if on_epoch is not None:
-            on_epoch(epoch, lambda: score(method, split, sections.data, sections.eval, aux))
+        log_metrics(job.mlf, job.run_id, logs, step=epoch)
+        if job.on_epoch is not None:
+            job.on_epoch(epoch, job.score)
 
+    ckpt = checkpoint_path(job.opts, job.cell)
+    Trainer(job.method, loader, sections.train, ckpt).fit(epoch_end)
+    return True
+
+
+def train_and_score(job: Job) -> dict[str, float]:
+    s = job.cell.sections
     start = time.perf_counter()
-    trainer.fit(epoch_end)
+    trained = train(job)
     train_s = time.perf_counter() - start
-    result = score(method, split, sections.data, sections.eval, aux)
-    grid = sequence_length_grid(method, split, sections.data, sections.eval, aux)
+    result = job.score()
+    grid = sequence_length_grid(job.method, job.split, s.data, s.eval, job.aux)
     metrics = final_metrics(result, grid)
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
-    log_metrics(mlf, run_id, metrics)
-    log_artifacts(mlf, run_id, cell, result, method if opts.log_model else None, grid)
-    checkpoint_path(opts, cell).unlink(missing_ok=True)
+    log_metrics(job.mlf, job.run_id, metrics)
+    keep = job.method if job.opts.log_model and trained else None
+    log_artifacts(job.mlf, job.run_id, job.cell, result, keep, grid)
+    checkpoint_path(job.opts, job.cell).unlink(missing_ok=True)
     return metrics

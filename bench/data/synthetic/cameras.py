@@ -59,14 +59,17 @@ def camera(seed: int, camid: int) -> Camera:
 
 
 @lru_cache(maxsize=16)
-def background(seed: int, camid: int, height: int, width: int) -> np.ndarray:
-    """A (height, 3 * width, 3) uint8 scene for camera ``camid``: wall, floor and clutter."""
+def background(seed: int, camid: int, height: int, width: int, frames: int) -> np.ndarray:
+    """A (height, frames * width, 3) uint8 scene for camera ``camid``: wall, floor, clutter.
+
+    ``width`` is the frame width (clutter is sized by it); about 1.5 items per frame width.
+    """
     rng = np.random.default_rng([seed, 11, camid])
-    wide = 3 * width
+    wide = frames * width
     horizon = int(height * rng.uniform(0.45, 0.75))
     img = np.empty((height, wide, 3), np.float32)
     img[:horizon], img[horizon:] = _muted(rng, 70, 200), _muted(rng, 50, 160)
-    for _ in range(int(rng.integers(4, 10))):  # windows, doors, posters, shop fronts
+    for _ in range(int(rng.integers(frames, 2 * frames + 1))):  # windows, doors, posters
         x0, w = int(rng.integers(0, wide)), int(rng.integers(width // 8, width))
         y0, h = int(rng.integers(0, horizon)), int(rng.integers(height // 10, height // 2))
         saturated = rng.random() < 0.25

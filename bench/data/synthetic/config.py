@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from bench.config import Section
 
 # Bump when a change to the generator changes its output for the same options.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 class GeneratorConfig(Section):

@@ -71,7 +71,8 @@ def make_occluder(
         x0 = centre - vx * n / 2
         stranger = random_identity(rng)
         yaw = float(rng.choice(yaws)) + float(rng.normal(0, 15))
-        return Occluder(kind, x0, vx, (0.0, scale), colour, stranger, yaw, rng.uniform(0, 6.3))
+        phase = float(rng.uniform(0, 2 * np.pi))
+        return Occluder(kind, x0, vx, (0.0, scale), colour, stranger, yaw, phase)
     if kind == "box":
         size = (width * float(rng.uniform(0.5, 1.1)), height * float(rng.uniform(0.2, 0.45)))
     else:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
@@ -58,10 +59,11 @@ def write_tracklet(cfg: GeneratorConfig, out: Path, spec: TrackletSpec) -> int:
 
 
 def _render_all(cfg: GeneratorConfig, out: Path, plan: Plan, workers: int, progress: bool):
+    """Write every tracklet of the plan, in ``workers`` processes, with a frame progress bar."""
     total = sum(s.n_frames for s in plan.tracklets)
     bar = tqdm(total=total, unit="frame", desc="synthetic-video", disable=not progress)
     with bar:
-        if workers <= 1:
+        if workers <= 1 or multiprocessing.current_process().daemon:  # daemons cannot fork
             for spec in plan.tracklets:
                 bar.update(write_tracklet(cfg, out, spec))
             return

@@ -22,6 +22,7 @@ from bench.data.synthetic.occluders import Occluder, black_box, make_occluder, m
 from bench.data.synthetic.shapes import Raster, rasterise
 
 SS = 2  # supersampling factor of the canvas
+BG_WIDTH = 6  # camera scene width, in frame widths
 HIDDEN = 0.5
 
 
@@ -58,7 +59,10 @@ class TrackletScene:
         self.light = float(rng.uniform(0.85, 1.15))
         stride = 0.8 * spec.identity.cadence * self.cam.scale * self.h  # px per frame
         self.scroll = -np.sin(np.deg2rad(self.yaw)) * stride
-        self.bg_x = float(rng.uniform(0.2, 1.8) * self.w)
+        span = (BG_WIDTH - 1) * self.w  # room for the crop window to move
+        travel = float(self.scroll * (n - 1))
+        low, high = max(0.0, -travel), min(span, span - travel)
+        self.bg_x = float(rng.uniform(low, high)) if low < high else 0.0
         self.occluder: Occluder | None = None
         if rng.random() < cfg.occlusion_rate:
             self.occluder = make_occluder(rng, n, self.w, self.h, self.scroll, self.cam.yaws)
@@ -94,8 +98,10 @@ class TrackletScene:
 
     def _background(self, t: int) -> np.ndarray:
         """The camera's scene, scrolled as the tracker follows the walker: (H, W, 3) uint8."""
-        bg = background(self.cfg.seed, self.spec.camid, self.h, self.w)
-        x = int(self.bg_x + self.scroll * t) % (bg.shape[1] - self.w)
+        bg = background(self.cfg.seed, self.spec.camid, self.h, self.w, BG_WIDTH)
+        span = bg.shape[1] - self.w
+        q = (self.bg_x + self.scroll * t) % (2 * span)  # reflect at the ends (long tracklets)
+        x = int(q if q <= span else 2 * span - q)
         return bg[:, x : x + self.w]
 
     def _keypoints(self, raster: Raster, xy: np.ndarray) -> np.ndarray:
