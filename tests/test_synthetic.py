@@ -231,3 +231,9 @@ def test_cli_make_and_show(made, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = Image.open(out)
     assert sheet.width >= 3 * 2 * 64 * 2 and sheet.height >= 4 * 128 * 2
+
+
+def test_loading_before_generation_names_the_folder_and_the_fix(tmp_path):
+    video = build_dataset("synthetic-video", {"root": str(tmp_path), **TINY}, None)
+    with pytest.raises(BenchError, match="bench data make synthetic-video"):
+        video.load_split(0)

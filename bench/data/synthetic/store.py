@@ -140,4 +140,7 @@ def read_index(folder: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read the synthetic dataset index ({exc})") from exc
+        raise DataError(
+            f"{path}: no finished synthetic dataset here ({exc}); call prepare() or run "
+            f"`bench data make synthetic-video --root {Path(folder).parent}`"
+        ) from exc
