@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.data.base import Protocol
+from bench.data.base import Protocol, Split
 
 RANKS = (1, 5, 10, 20)
 CURVE_LEN = 50
@@ -85,3 +85,15 @@ def evaluate(
     out["cmc"] = curve.tolist()
     out["queries"] = n
     return out
+
+
+def evaluate_split(dist: torch.Tensor, split: Split) -> dict[str, object]:
+    """:func:`evaluate` with identities and cameras taken from a split's query and gallery."""
+    return evaluate(
+        dist,
+        torch.tensor([t.pid for t in split.query]),
+        torch.tensor([t.pid for t in split.gallery]),
+        torch.tensor([t.camid for t in split.query]),
+        torch.tensor([t.camid for t in split.gallery]),
+        split.protocol,
+    )

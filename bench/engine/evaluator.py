@@ -9,7 +9,7 @@ from bench.config import DataConfig, EvalConfig
 from bench.data.base import Split, Tracklet
 from bench.data.loader import eval_loader
 from bench.method import Embedding, Method
-from bench.metrics import evaluate
+from bench.metrics import evaluate_split
 
 
 @torch.no_grad()
@@ -59,15 +59,7 @@ def score_embeddings(method: Method, split: Split, q_emb: Embedding, g_emb: Embe
     index = {t: i for i, t in enumerate(_unique(split))}
     qi = torch.tensor([index[t] for t in split.query])
     gi = torch.tensor([index[t] for t in split.gallery])
-    dist = distances(method, _rows(q_emb, qi), _rows(g_emb, gi))
-    return evaluate(
-        dist,
-        torch.tensor([t.pid for t in split.query]),
-        torch.tensor([t.pid for t in split.gallery]),
-        torch.tensor([t.camid for t in split.query]),
-        torch.tensor([t.camid for t in split.gallery]),
-        split.protocol,
-    )
+    return evaluate_split(distances(method, _rows(q_emb, qi), _rows(g_emb, gi)), split)
 
 
 def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]):

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from bench.data.base import Split, Tracklet
-from bench.metrics import evaluate
+from bench.metrics import evaluate_split
 
 
 def histogram(t: Tracklet, bins: int = 8, person_only: bool = False) -> np.ndarray:
@@ -47,14 +47,7 @@ def histogram_baseline(split: Split, person_only: bool = False) -> dict[str, flo
     q = torch.tensor(np.stack([histogram(t, person_only=person_only) for t in split.query]))
     g = torch.tensor(np.stack([histogram(t, person_only=person_only) for t in split.gallery]))
     dist = torch.cdist(q, g, p=1)
-    result = evaluate(
-        dist,
-        torch.tensor([t.pid for t in split.query]),
-        torch.tensor([t.pid for t in split.gallery]),
-        torch.tensor([t.camid for t in split.query]),
-        torch.tensor([t.camid for t in split.gallery]),
-        split.protocol,
-    )
+    result = evaluate_split(dist, split)
     return {
         "R1": result["R1"],
         "R5": result["R5"],
