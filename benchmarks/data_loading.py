@@ -18,7 +18,7 @@ from bench.suite import build_dataset
 
 
 def frames_per_second(split, cfg: DataConfig, aux: frozenset[str], batches: int) -> list[float]:
-    """FPS of the first pass (decoding) and of a second pass (cache warm, workers=0 only)."""
+    """FPS over the first ``batches`` of two epochs (frames decoded in epoch 1 are cached)."""
     loader, sampler = train_loader(split.train, cfg, aux, seed=0)
     out = []
     for epoch in range(2):
