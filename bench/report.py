@@ -131,9 +131,10 @@ def write_report(mlf, df: pd.DataFrame, name: str, out_dir: Path) -> Path:
     slug = name.replace("/", "-")
     lines = [f"# {name}", "", markdown_table(df), ""]
     n_seeds = df.groupby([*KEYS, "tags.dataset"]).size()
+    lo, hi = n_seeds.min(), n_seeds.max()
+    runs = f"{lo}" if lo == hi else f"{lo}–{hi}"
     lines.append(
-        f"Mean ± std over seeds and splits ({n_seeds.min()}–{n_seeds.max()} runs per "
-        "entry); best mean per column in bold."
+        f"Mean ± std over seeds and splits ({runs} runs per entry); best mean per column in bold."
     )
     protocols = df.groupby("tags.dataset")["tags.protocol"].first()
     lines += ["", "Protocols: " + ", ".join(f"{d}: {p}" for d, p in protocols.items()), ""]
