@@ -74,14 +74,9 @@ def markdown_table(df: pd.DataFrame) -> str:
             header.append(f"{ds} {metric}")
             for row, (key, mean) in zip(rows, means.items(), strict=True):
                 best = mean == means.max()
-                row.append(
-                    _cell(
-                        mean,
-                        wide[(ds, metric, "std")][key],
-                        int(wide[(ds, metric, "n")][key]),
-                        bool(best),
-                    )
-                )
+                n = wide[(ds, metric, "n")][key]
+                std = wide[(ds, metric, "std")][key]
+                row.append(_cell(mean, std, 0 if pd.isna(n) else int(n), bool(best)))
     order = sorted(
         range(len(rows)),
         key=lambda i: (rows[i][0] != "baseline", rows[i][0], rows[i][1] != "default", rows[i][1]),

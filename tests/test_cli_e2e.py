@@ -138,3 +138,36 @@ def test_user_errors_are_one_clear_line(in_tmp):
     assert result.exit_code == 1
     assert "bad.yaml: methods[1]: unknown method 'nope'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_table_marks_missing_entries_and_bolds_the_best():
+    import pandas as pd
+
+    from bench.report import markdown_table
+
+    rows = [
+        ("baseline", "default", "a", 0, 10.0),
+        ("baseline", "default", "a", 1, 20.0),
+        ("x", "default", "a", 0, 30.0),
+        ("x", "default", "b", 0, 5.0),
+    ]
+    df = pd.DataFrame(
+        [
+            {
+                "tags.method": m,
+                "tags.variant": v,
+                "tags.dataset": d,
+                "tags.seed": s,
+                "metrics.R1": r1,
+            }
+            for m, v, d, s, r1 in rows
+        ]
+    )
+    table = markdown_table(df)
+    baseline, x = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| baseline") or line.startswith("| x")
+    ]
+    assert "15.0 ± 5.0" in baseline and "–" in baseline  # no run of baseline on dataset b
+    assert "**30.0**" in x and "**5.0**" in x
