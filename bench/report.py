@@ -101,10 +101,13 @@ def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float
 
 
 def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
-    """Mean rank-1 by (probe, gallery) length for each dataset x row that ran the study."""
+    """Mean rank-1 by (probe, gallery) length for each dataset x method that ran the study
+    (its default variant: one heat map per method keeps a report readable)."""
     cols = [c for c in df.columns if c.startswith("metrics.seqlen.R1.")]
     out: dict = {}
     for (ds, m, v), rows in df.groupby(["tags.dataset", *KEYS]):
+        if v != "default":
+            continue
         grid = {}
         for col in cols:
             value = rows[col].mean()
