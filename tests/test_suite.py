@@ -31,14 +31,26 @@ def write(tmp_path, content) -> str:
         ({"datasets": ["nope"]}, "datasets[0]", "unknown dataset 'nope'"),
         ({"defaults": {"model": {"backbone": "resnet99"}}}, "defaults.model.backbone", "timm"),
         ({"ablations": {"stal": [{"name": "x"}]}}, "ablations.stal", "not in this suite"),
-        ({"ablations": {"baseline": [{"name": "x", "margn": 1}]}}, "ablations.baseline[0]",
-         "margn: unknown key"),
-        ({"ablations": {"baseline": [{"name": "x"}, {"name": "x"}]}}, "ablations.baseline[1].name",
-         "unique"),
-        ({"ablations": {"baseline": [{"name": "x", "train": {"lr": -1}}]}},
-         "ablations.baseline[0]", "train.lr"),
-        ({"datasets": [{"name": "fixture-video", "frames": "x"}]}, "dataset fixture-video",
-         "frames"),
+        (
+            {"ablations": {"baseline": [{"name": "x", "margn": 1}]}},
+            "ablations.baseline[0]",
+            "margn: unknown key",
+        ),
+        (
+            {"ablations": {"baseline": [{"name": "x"}, {"name": "x"}]}},
+            "ablations.baseline[1].name",
+            "unique",
+        ),
+        (
+            {"ablations": {"baseline": [{"name": "x", "train": {"lr": -1}}]}},
+            "ablations.baseline[0]",
+            "train.lr",
+        ),
+        (
+            {"datasets": [{"name": "fixture-video", "frames": "x"}]},
+            "dataset fixture-video",
+            "frames",
+        ),
         ({"seeds": "zero"}, "seeds", "list"),
     ],
 )
@@ -71,22 +83,38 @@ def test_command_line_overrides_go_under_defaults_unless_rooted(tmp_path):
 
 def test_override_file_is_merged(tmp_path):
     patch = tmp_path / "best.yaml"
-    patch.write_text(yaml.safe_dump({"method_config": {"baseline": {"triplet_margin": 0.7,
-                                                                     "train": {"lr": 0.01}}}}))
+    patch.write_text(
+        yaml.safe_dump(
+            {"method_config": {"baseline": {"triplet_margin": 0.7, "train": {"lr": 0.01}}}}
+        )
+    )
     (cell,) = load_suite(write(tmp_path, BASE), override_files=[str(patch)]).cells()
     assert cell.method_config.triplet_margin == 0.7 and cell.sections.train.lr == 0.01
 
 
 def test_grid_expands_datasets_methods_variants_seeds(tmp_path):
-    suite = deep_merge(BASE, {
-        "seeds": [0, 1],
-        "method_config": {"baseline": {"data": {"seq_len": 3}}},
-        "ablations": {"baseline": [{"name": "ce-only", "triplet": "none"},
-                                   {"name": "T2", "data": {"seq_len": 2}}]},
-    })
+    suite = deep_merge(
+        BASE,
+        {
+            "seeds": [0, 1],
+            "method_config": {"baseline": {"data": {"seq_len": 3}}},
+            "ablations": {
+                "baseline": [
+                    {"name": "ce-only", "triplet": "none"},
+                    {"name": "T2", "data": {"seq_len": 2}},
+                ]
+            },
+        },
+    )
     cells = load_suite(write(tmp_path, suite)).cells()
     assert [(c.variant, c.seed) for c in cells] == [
-        ("default", 0), ("default", 1), ("ce-only", 0), ("ce-only", 1), ("T2", 0), ("T2", 1)]
+        ("default", 0),
+        ("default", 1),
+        ("ce-only", 0),
+        ("ce-only", 1),
+        ("T2", 0),
+        ("T2", 1),
+    ]
     by = {c.variant: c for c in cells if c.seed == 0}
     assert by["ce-only"].method_config.triplet == "none"
     assert by["ce-only"].sections.data.seq_len == 3  # method_config applies to all variants
