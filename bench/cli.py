@@ -11,8 +11,6 @@ import click
 from bench.data.cli import data
 from bench.errors import BenchError
 
-log = logging.getLogger("bench")
-
 
 def _tracking_option(f):
     return click.option(

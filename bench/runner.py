@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -14,8 +13,6 @@ from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
 from bench.suite import Cell, Suite, load_suite
 from bench.tracking import client, experiment_id
-
-log = logging.getLogger("bench")
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
