@@ -9,6 +9,8 @@ from PIL import Image
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
 from bench.registry import register_dataset
 
+pytest_plugins = ["tests.postgres"]
+
 
 class FixtureOptions(DatasetOptions):
     identities: int = 8
