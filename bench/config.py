@@ -69,6 +69,18 @@ class TrainConfig(Section):
     val_fraction: float = Field(0.0, ge=0, lt=1, description="training ids held out (tune)")
 
 
+class RerankConfig(Section):
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017; :mod:`bench.rerank`)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    k1: int = Field(20, ge=1, description="k of the k-reciprocal neighbours R(p, k1)")
+    k2: int = Field(6, ge=1, description="neighbours averaged by the local query expansion")
+    lambda_: float = Field(
+        0.3, ge=0, le=1, alias="lambda", description="d* = (1 - lambda) d_Jaccard + lambda d"
+    )
+
+
 class EvalConfig(Section):
     clip_len: int | None = Field(None, ge=1, description="frames per test clip (None = seq_len)")
     clip_stride: int | None = Field(None, ge=1, description="clip stride (None = clip_len)")
@@ -77,6 +89,12 @@ class EvalConfig(Section):
     batch_size: int = Field(32, ge=1, description="clips per inference batch")
     seq_lengths: list[int] = Field(
         default_factory=list, description="sequence-length study: probe x gallery lengths"
+    )
+    chunk_size: int | None = Field(
+        None, ge=1, description="queries ranked per chunk (None = sized from free memory)"
+    )
+    rerank: RerankConfig | None = Field(
+        None, description="also report k-reciprocal re-ranked metrics (rerank.*); None = off"
     )
 
 

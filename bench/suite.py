@@ -198,7 +198,12 @@ def _digest(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-NON_RESULT_KEYS = (("data", "workers"), ("data", "cache_frames"), ("eval", "batch_size"))
+NON_RESULT_KEYS = (
+    ("data", "workers"),
+    ("data", "cache_frames"),
+    ("eval", "batch_size"),
+    ("eval", "chunk_size"),
+)
 
 
 @dataclass

@@ -178,7 +178,7 @@ def local_distance(
     R per-part Euclidean matrices (R, Q, G), weighted by the outer product of the
     L2-normalised part scores and summed over parts. Equal scores give the mean over parts.
     """
-    per_part = torch.vmap(euclidean)(fq.transpose(0, 1), fg.transpose(0, 1))
+    per_part = euclidean(fq.transpose(0, 1), fg.transpose(0, 1))
     wq, wg = nn.functional.normalize(aq, dim=1), nn.functional.normalize(ag, dim=1)
     return torch.einsum("rqg,qr,gr->qg", per_part, wq, wg)
 

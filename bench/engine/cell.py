@@ -160,7 +160,7 @@ def log_artifacts(mlf, run_id: str, cell: Cell, result: dict, method, grid) -> N
 
 
 def final_metrics(result: dict, grid: dict) -> dict[str, float]:
-    metrics = {k: float(v) for k, v in result.items() if k not in ("cmc",)}
+    metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
     for (q, g), v in grid.items():
         metrics[f"seqlen.R1.q{q or 'all'}.g{g or 'all'}"] = v
     return metrics

@@ -9,7 +9,8 @@ from bench.config import DataConfig, EvalConfig
 from bench.data.base import Split, Tracklet
 from bench.data.loader import eval_loader
 from bench.method import Embedding, Method
-from bench.metrics import evaluate_split
+from bench.metrics import split_ids
+from bench.streaming import evaluate_features
 
 
 @torch.no_grad()
@@ -39,33 +40,43 @@ def _rows(emb: Embedding, index: torch.Tensor) -> Embedding:
     return {k: v[index] for k, v in emb.items()}
 
 
-def distances(method: Method, query: Embedding, gallery: Embedding, chunk: int = 512):
-    """(Q, G) distance matrix, computed ``chunk`` queries at a time to bound memory."""
-    n = len(next(iter(query.values())))
-    rows = [
-        method.distance(_rows(query, torch.arange(s, min(s + chunk, n))), gallery)
-        for s in range(0, n, chunk)
-    ]
-    return torch.cat(rows)
-
-
 def _unique(split: Split) -> list[Tracklet]:
     """Query and gallery tracklets without repeats (MARS's official gallery holds the queries)."""
     return list(dict.fromkeys(split.query + split.gallery))
 
 
-def score_embeddings(method: Method, split: Split, q_emb: Embedding, g_emb: Embedding):
-    """CMC/mAP from embeddings of ``_unique(split)`` (probe side and gallery side)."""
+def score_embeddings(
+    method: Method,
+    split: Split,
+    q_emb: Embedding,
+    g_emb: Embedding,
+    ev: EvalConfig | None = None,
+    rerank: bool = False,
+):
+    """Metrics from embeddings of ``_unique(split)`` (probe side and gallery side), streamed
+    (:func:`bench.streaming.evaluate_features`); re-ranked too when ``rerank`` and
+    ``ev.rerank`` ask for it."""
     index = {t: i for i, t in enumerate(_unique(split))}
-    qi = torch.tensor([index[t] for t in split.query])
-    gi = torch.tensor([index[t] for t in split.gallery])
-    return evaluate_split(distances(method, _rows(q_emb, qi), _rows(g_emb, gi)), split)
+    device = next(iter(q_emb.values())).device
+    qi = torch.tensor([index[t] for t in split.query], device=device)
+    gi = torch.tensor([index[t] for t in split.gallery], device=device)
+    chunk = ev.chunk_size if ev is not None else None
+    again = ev.rerank.model_dump() if rerank and ev is not None and ev.rerank else None
+    return evaluate_features(
+        method.distance,
+        _rows(q_emb, qi),
+        _rows(g_emb, gi),
+        split_ids(split),
+        split.protocol,
+        chunk,
+        again,
+    )
 
 
 def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]):
-    """CMC/mAP of ``method`` on a split, every tracklet embedded once from all its frames."""
+    """Metrics of ``method`` on a split, every tracklet embedded once from all its frames."""
     emb = extract(method, _unique(split), data, ev, aux)
-    return score_embeddings(method, split, emb, emb)
+    return score_embeddings(method, split, emb, emb, ev, rerank=True)
 
 
 def sequence_length_grid(
@@ -87,7 +98,7 @@ def sequence_length_grid(
         for n in ev.seq_lengths
     }
     return {
-        (lq, lg): float(score_embeddings(method, split, embs[lq], embs[lg])["R1"])
+        (lq, lg): float(score_embeddings(method, split, embs[lq], embs[lg], ev)["R1"])
         for lq in ev.seq_lengths
         for lg in ev.seq_lengths
     }

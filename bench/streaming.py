@@ -1,0 +1,109 @@
+"""Metrics straight from query and gallery features, chunk by chunk, on the features' device.
+
+For each chunk of queries the distances to the gallery are computed block by block (so a
+method's per-call work on the gallery, e.g. normalising it, stays the size of a block), ranked
+(:mod:`bench.ranking`) and dropped: the (Q, G) matrix is never held. Chunks are sized from the
+free memory (``torch.cuda.mem_get_info`` on CUDA) unless ``chunk_size`` fixes the queries per
+chunk.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.data.base import Protocol
+from bench.metrics import Scorer
+
+Embedding = dict[str, torch.Tensor]
+Distance = Callable[[Embedding, Embedding], torch.Tensor]
+
+#: bytes held per (query, gallery) pair of a chunk: its distance, its histogram slot and masks
+PAIR_BYTES = 32
+#: at most this much working memory on the CPU (and a quarter of what is free)
+CPU_BUDGET = 256 * 2**20
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes of working memory for one chunk: a quarter of the free memory (CPU: at most
+    ``CPU_BUDGET``)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 4
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return min(CPU_BUDGET, free // 4)
+
+
+def rows_of(emb: Embedding, index: torch.Tensor | slice) -> Embedding:
+    return {k: v[index] for k, v in emb.items()}
+
+
+def count(emb: Embedding) -> int:
+    return len(next(iter(emb.values())))
+
+
+def gallery_blocks(
+    distance: Distance, gallery: Embedding, keep: torch.Tensor | None, budget: int
+) -> Callable[[Embedding], torch.Tensor]:
+    """-> f(query rows) = distances (q, G kept) to the kept gallery items (all when ``keep`` is
+    None), computed ``budget``-sized gallery blocks at a time."""
+    n = count(gallery) if keep is None else len(keep)
+    item_bytes = 8 * sum(v[0].numel() for v in gallery.values())  # float64 work copies
+    block = max(1, min(n, budget // (4 * item_bytes)))
+
+    def rows(query: Embedding) -> torch.Tensor:
+        ref = next(iter(query.values()))
+        out = torch.empty(count(query), n, dtype=ref.dtype, device=ref.device)
+        for s in range(0, n, block):
+            part = slice(s, s + block) if keep is None else keep[s : s + block]
+            out[:, s : s + block] = distance(query, rows_of(gallery, part))
+        return out
+
+    return rows
+
+
+@torch.no_grad()
+def evaluate_features(
+    distance: Distance,
+    query: Embedding,
+    gallery: Embedding,
+    ids: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+    protocol: Protocol,
+    chunk_size: int | None = None,
+    rerank: dict | None = None,
+) -> dict[str, object]:
+    """Metrics of ``distance`` between query and gallery embeddings (see
+    :meth:`bench.metrics.Scorer.result`); ids = (query pids, gallery pids, query cameras,
+    gallery cameras). ``rerank`` = {k1, k2, lambda}: also the k-reciprocal re-ranked metrics,
+    as 'rerank.R1' ... 'rerank.mINP' and 'rerank': {'cmc': curve}."""
+    device = next(iter(query.values())).device
+    q_pids, g_pids, q_cams, g_cams = (t.to(device) for t in ids)
+    scorer = Scorer(g_pids, g_cams, protocol)
+    keep = None if bool(scorer.keep.all()) else scorer.keep.nonzero()[:, 0]
+    n_gallery = int(scorer.keep.sum())
+    budget = memory_budget(device)
+    step = chunk_size or max(1, budget // (PAIR_BYTES * max(n_gallery, 1)))
+    dist_rows = gallery_blocks(distance, gallery, keep, budget)
+    reranker = re_scorer = None
+    if rerank is not None:
+        from bench.rerank import KReciprocal
+
+        reranker = KReciprocal(distance, query, gallery, budget, **rerank)
+        re_scorer = Scorer(g_pids, g_cams, protocol)
+    n = count(query)
+    for s in tqdm(range(0, n, step), desc="ranking", unit="chunk", leave=False):
+        part = slice(s, s + step)
+        dist = dist_rows(rows_of(query, part))
+        scorer.add(dist, q_pids[part], q_cams[part])
+        if reranker is not None:
+            rows = torch.arange(s, min(s + step, n), device=device)
+            re_scorer.add(reranker.rerank(rows, dist, keep), q_pids[part], q_cams[part])
+    out = scorer.result()
+    if re_scorer is not None:
+        again = re_scorer.result()
+        out.update({f"rerank.{k}": again[k] for k in again if k.startswith(("R", "mAP", "mINP"))})
+        out["rerank"] = {"cmc": again["cmc"]}
+    return out
