@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from metrics_oracle import evaluate as oracle
 
 from bench.data.base import Protocol
 from bench.metrics import evaluate
@@ -85,3 +86,82 @@ def test_vectorised_over_many_queries_matches_per_query_results():
     assert full["queries"] == len(singles)
     assert full["mAP"] == pytest.approx(sum(s["mAP"] for s in singles) / len(singles))
     assert full["R1"] == pytest.approx(sum(s["R1"] for s in singles) / len(singles))
+
+
+def test_minp_and_per_query_by_hand():
+    # ranked: g1 (wrong), g0 (match), g2 (wrong), g3 (match): hardest match at rank 4, INP 2/4
+    r = run([[0.2, 0.1, 0.3, 0.4]], [7], [7, 3, 4, 7], [0], [1, 1, 1, 1])
+    assert r["mINP"] == pytest.approx(50.0)
+    assert r["per_query"] == {"first": [2], "ap": [pytest.approx(0.5)], "inp": [0.5]}
+    # two queries: q0 matches at ranks 1 and 2 (INP 1); q1 at rank 3 of 3 (INP 1/3); q2 none
+    dist = [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3]]
+    r = run(dist, [1, 2, 9], [1, 1, 2], [0, 0, 0], [1, 1, 1])
+    assert r["mINP"] == pytest.approx(100 * (1 + 1 / 3) / 2)
+    assert r["per_query"]["first"] == [1, 3, 0]
+    assert r["per_query"]["inp"] == [pytest.approx(1), pytest.approx(1 / 3), 0]
+
+
+def test_minp_counts_only_valid_items():
+    # g0 same camera (junk), g1 junk identity, g2 distractor, g3 match: rank 2 of the valid
+    r = run([[0.0, 0.1, 0.2, 0.3]], [4], [4, -1, 0, 4], [0], [0, 1, 1, 1])
+    assert r["per_query"]["first"] == [2]
+    assert r["mINP"] == pytest.approx(50.0) and r["mAP"] == pytest.approx(50.0)
+
+
+def test_nan_distances_are_an_error():
+    with pytest.raises(ValueError, match="NaN"):
+        run([[float("nan"), 0.1]], [1], [1, 2], [0], [1, 1])
+
+
+def _random_case(seed: int):
+    """A random problem; odd seeds draw distances from a few levels (many ties)."""
+    g = torch.Generator().manual_seed(seed)
+    q, n = (int(torch.randint(1, hi, (1,), generator=g)) for hi in (30, 90))
+    levels = int(torch.randint(1, 6, (1,), generator=g))
+    if seed % 2:
+        dist = torch.randint(0, levels, (q, n), generator=g).float() / levels
+    else:
+        dist = torch.rand(q, n, generator=g)
+    ids = [torch.randint(lo, 6, (m,), generator=g) for lo, m in ((0, q), (-1, n))]
+    cams = [torch.randint(0, 3, (m,), generator=g) for m in (q, n)]
+    return dist, ids[0], ids[1], cams[0], cams[1]
+
+
+@pytest.mark.parametrize("rule", ["mean", "trapezoid"])
+def test_matches_the_sorting_evaluator_on_random_cases_with_ties(rule):
+    """Both MARS protocols' AP rules, against the former sort-based implementation."""
+    checked = 0
+    for seed in range(300):
+        dist, qp, gp, qc, gc = _random_case(seed)
+        protocol = Protocol(ap=rule)
+        try:
+            expected = oracle(dist, qp, gp, qc, gc, protocol)
+        except ValueError:
+            with pytest.raises(ValueError):
+                evaluate(dist, qp, gp, qc, gc, protocol)
+            continue
+        got = evaluate(dist, qp, gp, qc, gc, protocol, chunk=7)
+        for key in ("R1", "R5", "R10", "R20", "mAP"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-6, abs=1e-6), (seed, key)
+        assert got["cmc"] == pytest.approx(expected["cmc"], rel=1e-6, abs=1e-6)
+        assert got["queries"] == expected["queries"]
+        checked += 1
+    assert checked > 200
+
+
+def test_per_query_ranks_match_a_direct_loop():
+    for seed in range(40):
+        dist, qp, gp, qc, gc = _random_case(seed)
+        try:
+            r = evaluate(dist, qp, gp, qc, gc)
+        except ValueError:
+            continue
+        for i in range(len(qp)):
+            order = sorted(range(len(gp)), key=lambda j: (float(dist[i, j]), j))
+            valid = [j for j in order if gp[j] != -1 and not (gp[j] == qp[i] and gc[j] == qc[i])]
+            hits = [k + 1 for k, j in enumerate(valid) if gp[j] == qp[i]]
+            assert r["per_query"]["first"][i] == (hits[0] if hits else 0)
+            inp = len(hits) / hits[-1] if hits else 0.0
+            assert r["per_query"]["inp"][i] == pytest.approx(inp)
+            ap = sum((k + 1) / h for k, h in enumerate(hits)) / len(hits) if hits else 0.0
+            assert r["per_query"]["ap"][i] == pytest.approx(ap)
