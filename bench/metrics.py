@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from bench.data.base import Protocol, Split
+from bench.memory import query_rows
 from bench.ranking import GalleryIndex, match_ranks, query_scores
 
 RANKS = (1, 5, 10, 20)
@@ -67,14 +68,15 @@ def evaluate(
     q_cams: torch.Tensor,
     g_cams: torch.Tensor,
     protocol: Protocol = STANDARD,
-    chunk: int = 256,
+    chunk: int | None = None,
 ) -> dict[str, object]:
-    """Metrics of a (Q, G) distance matrix, ``chunk`` queries at a time (see
-    :meth:`Scorer.result`)."""
+    """Metrics of a (Q, G) distance matrix, ``chunk`` queries at a time (None: as many as
+    the free memory allows; see :meth:`Scorer.result`)."""
     ids = (t.to(dist.device) for t in (q_pids, g_pids, q_cams, g_cams))
     q_pids, g_pids, q_cams, g_cams = ids
     scorer = Scorer(g_pids, g_cams, protocol)
     keep = None if bool(scorer.keep.all()) else scorer.keep.nonzero()[:, 0]
+    chunk = chunk or query_rows(int(scorer.keep.sum()), dist.device)
     for s in range(0, len(q_pids), chunk):
         rows = dist[s : s + chunk] if keep is None else dist[s : s + chunk].index_select(1, keep)
         scorer.add(rows, q_pids[s : s + chunk], q_cams[s : s + chunk])

@@ -12,8 +12,8 @@ rank) need. For a chunk of queries: gather and sort the goods' distances (a few 
 locate every distance among them (and the next floats above them) with one ``searchsorted``
 and count per good with one histogram; take the same-camera junk out again (it sits among the
 query's own identity) and settle ties among the goods by index. Ties of a good with an item of
-another identity (rare: duplicate features) show up as a count at a good's distance larger
-than its identity accounts for; only those queries are looked at again, item by item.
+another identity (rare: equal float distances) show up as a count at a good's distance larger
+than its identity accounts for; only those goods' rows are looked at again, item by item.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def match_ranks(
     same_value = (d_same[:, None, :] == s[:, :, None]) & same[:, None, :]  # (q, K goods, K)
     earlier = same_value & good[:, None, :] & (idx[:, None, :] < g_idx[:, :, None])
     nearer = lt + earlier.sum(2) - ((d_same[:, None, :] < s[:, :, None]) & junk[:, None, :]).sum(2)
-    other_ties = ((le - lt > same_value.sum(2)) & is_good).any(1).nonzero()[:, 0]
-    if len(other_ties):
-        nearer[other_ties] += _earlier_other_ties(dist, s, g_idx, q_pids, gallery, other_ties)
+    rows, goods = ((le - lt > same_value.sum(2)) & is_good).nonzero(as_tuple=True)
+    if len(rows):  # a good tied with items of other identities: count those before it
+        nearer[rows, goods] += _earlier_other_ties(dist, s, g_idx, q_pids, gallery, rows, goods)
     ranks = torch.where(is_good, nearer + 1, 0)
     return ranks, is_good.sum(1)
 
@@ -115,17 +115,15 @@ def _earlier_other_ties(
     q_pids: torch.Tensor,
     gallery: GalleryIndex,
     rows: torch.Tensor,
+    goods: torch.Tensor,
 ) -> torch.Tensor:
-    """(r, K) for the given rows: #{k of another identity : d_k = s_m, k < index of good m}.
-    Only rows where such ties exist (duplicate features, degenerate models) come here."""
-    d, s, g_idx = dist[rows], s[rows], g_idx[rows]
-    below = torch.cat([torch.full_like(s[:, :1], torch.nan), s], 1)  # below[:, b] = s[:, b - 1]
-    slot = torch.searchsorted(s, d, right=True)
-    r, k = (below.gather(1, slot) == d).nonzero(as_tuple=True)
-    other = gallery.pids[k] != q_pids[rows][r]
-    r, k = r[other], k[other]
-    tie = (s[r] == d[r, k][:, None]) & (k[:, None] < g_idx[r])
-    return torch.zeros(s.shape, dtype=torch.long, device=s.device).index_add_(0, r, tie.long())
+    """(P,) for the (query row, good) pairs given: #{k of another identity : d_k = s_m, k <
+    index of good m}. Only goods with such ties (rare) come here, each one pass over its row."""
+    d = dist[rows]
+    position = torch.arange(d.shape[1], device=d.device)
+    other = gallery.pids[None, :] != q_pids[rows][:, None]
+    tied = d == s[rows, goods][:, None]
+    return (tied & other & (position < g_idx[rows, goods][:, None])).sum(1)
 
 
 def query_scores(

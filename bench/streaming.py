@@ -9,32 +9,17 @@ chunk.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from bench.data.base import Protocol
+from bench.memory import PAIR_BYTES, memory_budget, query_rows
 from bench.metrics import Scorer
 
 Embedding = dict[str, torch.Tensor]
 Distance = Callable[[Embedding, Embedding], torch.Tensor]
-
-#: bytes held per (query, gallery) pair of a chunk: its distance, its histogram slot and masks
-PAIR_BYTES = 32
-#: at most this much working memory on the CPU (and a quarter of what is free)
-CPU_BUDGET = 256 * 2**20
-
-
-def memory_budget(device: torch.device) -> int:
-    """Bytes of working memory for one chunk: a quarter of the free memory (CPU: at most
-    ``CPU_BUDGET``)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free // 4
-    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return min(CPU_BUDGET, free // 4)
 
 
 def rows_of(emb: Embedding, index: torch.Tensor | slice) -> Embedding:
@@ -85,7 +70,8 @@ def evaluate_features(
     keep = None if bool(scorer.keep.all()) else scorer.keep.nonzero()[:, 0]
     n_gallery = int(scorer.keep.sum())
     budget = memory_budget(device)
-    step = chunk_size or max(1, budget // (PAIR_BYTES * max(n_gallery, 1)))
+    pair_bytes = PAIR_BYTES if rerank is None else 2 * PAIR_BYTES
+    step = chunk_size or query_rows(n_gallery, device, pair_bytes)
     dist_rows = gallery_blocks(distance, gallery, keep, budget)
     reranker = re_scorer = None
     if rerank is not None:

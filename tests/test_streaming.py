@@ -5,14 +5,15 @@ import pytest
 import torch
 from rerank_reference import rerank_reference
 
+import bench.memory
 import bench.rerank
-import bench.streaming
 from bench.config import EvalConfig
 from bench.data.base import Protocol
 from bench.distance import cosine, euclidean
+from bench.memory import memory_budget
 from bench.metrics import evaluate
 from bench.rerank import KReciprocal
-from bench.streaming import evaluate_features, memory_budget
+from bench.streaming import evaluate_features
 from methods.stal import local_distance
 
 
@@ -37,7 +38,7 @@ def feat_cosine(a, b):
 def test_streamed_equals_the_full_matrix_in_small_chunks_and_blocks(monkeypatch, rule):
     qf, gf, ids = clustered(8, 23, 70)
     expected = evaluate(cosine(qf, gf), *ids, Protocol(ap=rule))
-    monkeypatch.setattr(bench.streaming, "CPU_BUDGET", 4096)  # gallery blocks of a few items
+    monkeypatch.setattr(bench.memory, "CPU_BUDGET", 4096)  # gallery blocks of a few items
     got = evaluate_features(feat_cosine, {"feat": qf}, {"feat": gf}, ids, Protocol(ap=rule), 5)
     assert got["per_query"] == expected["per_query"]
     assert {k: got[k] for k in ("R1", "mAP", "mINP")} == {
@@ -60,7 +61,7 @@ def test_streamed_stal_part_distance_equals_the_full_matrix():
 
 
 def test_chunks_are_sized_from_free_memory(monkeypatch):
-    assert 0 < memory_budget(torch.device("cpu")) <= bench.streaming.CPU_BUDGET
+    assert 0 < memory_budget(torch.device("cpu")) <= bench.memory.CPU_BUDGET
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 16 * 2**30))
     assert memory_budget(torch.device("cuda")) == 2 * 2**30
 
