@@ -8,7 +8,9 @@ A method is an ``nn.Module`` registered with ``@register_method("name")`` and a 
 - ``forward(batch)`` -> outputs, and ``loss(outputs, batch)`` -> named loss terms (all logged;
   their sum is optimised);
 - ``embed(clips, aux)`` -> an :data:`Embedding` per clip, ``aggregate`` -> one per tracklet;
-- ``distance(query, gallery)`` -> (Q, G) distances (cosine on ``feat`` by default);
+- ``distance(query, gallery)`` -> (Q, G) distances (cosine on ``feat`` by default); the
+  evaluator calls it on chunks of queries and blocks of the gallery, so entry (i, j) must depend
+  on query i and gallery item j only;
 - ``search_space(trial)`` -> an override (method fields plus optional ``train``/``data``/
   ``model``/``eval`` patches) for ``bench tune``.
 

@@ -129,3 +129,14 @@ def test_config_hash_tracks_results_not_bookkeeping(tmp_path):
     assert a.config_hash == b.config_hash == d.config_hash
     assert a.config_hash != c.config_hash
     assert len(a.config_hash) == 16
+
+
+def test_eval_chunk_size_is_bookkeeping_and_rerank_is_a_result(tmp_path):
+    (a,) = load_suite(write(tmp_path, BASE)).cells()
+    (b,) = load_suite(write(tmp_path, BASE), ["eval.chunk_size=64"]).cells()
+    rerank = deep_merge(
+        BASE, {"defaults": {"eval": {"rerank": {"k1": 20, "k2": 6, "lambda": 0.3}}}}
+    )
+    (c,) = load_suite(write(tmp_path, rerank)).cells()
+    assert a.config_hash == b.config_hash != c.config_hash
+    assert c.sections.eval.rerank.lambda_ == 0.3
