@@ -2,9 +2,9 @@
 
 For each chunk of queries the distances to the gallery are computed block by block (so a
 method's per-call work on the gallery, e.g. normalising it, stays the size of a block), ranked
-(:mod:`bench.ranking`) and dropped: the (Q, G) matrix is never held. Chunks are sized from the
-free memory (``torch.cuda.mem_get_info`` on CUDA) unless ``chunk_size`` fixes the queries per
-chunk.
+(:mod:`bench.ranking`, in slices of the chunk) and dropped: the (Q, G) matrix is never held.
+Chunks are sized from the free memory (:mod:`bench.memory`; ``torch.cuda.mem_get_info`` on
+CUDA) unless ``chunk_size`` fixes the queries per chunk.
 """
 
 from __future__ import annotations
@@ -68,11 +68,12 @@ def evaluate_features(
     q_pids, g_pids, q_cams, g_cams = (t.to(device) for t in ids)
     scorer = Scorer(g_pids, g_cams, protocol)
     keep = None if bool(scorer.keep.all()) else scorer.keep.nonzero()[:, 0]
-    n_gallery = int(scorer.keep.sum())
-    budget = memory_budget(device)
-    pair_bytes = PAIR_BYTES if rerank is None else 2 * PAIR_BYTES
-    step = chunk_size or query_rows(n_gallery, device, pair_bytes)
-    dist_rows = gallery_blocks(distance, gallery, keep, budget)
+    n_gallery, budget = int(scorer.keep.sum()), memory_budget(device)
+    # distance rows take half the budget, ranking (and re-ranking) a slice of them the rest
+    step = chunk_size or max(1, budget // 2 // (4 * n_gallery))
+    pair_bytes = 2 * PAIR_BYTES if rerank is None else 4 * PAIR_BYTES
+    rank_step = query_rows(n_gallery, device, pair_bytes)
+    dist_rows = gallery_blocks(distance, gallery, keep, budget // 2)
     reranker = re_scorer = None
     if rerank is not None:
         from bench.rerank import KReciprocal
@@ -81,12 +82,15 @@ def evaluate_features(
         re_scorer = Scorer(g_pids, g_cams, protocol)
     n = count(query)
     for s in tqdm(range(0, n, step), desc="ranking", unit="chunk", leave=False):
-        part = slice(s, s + step)
-        dist = dist_rows(rows_of(query, part))
-        scorer.add(dist, q_pids[part], q_cams[part])
-        if reranker is not None:
-            rows = torch.arange(s, min(s + step, n), device=device)
-            re_scorer.add(reranker.rerank(rows, dist, keep), q_pids[part], q_cams[part])
+        dist = dist_rows(rows_of(query, slice(s, s + step)))
+        end = s + len(dist)
+        for t in range(s, end, rank_step):
+            part, rows = slice(t, min(t + rank_step, end)), slice(t - s, t - s + rank_step)
+            scorer.add(dist[rows], q_pids[part], q_cams[part])
+            if reranker is not None:
+                index = torch.arange(t, min(t + rank_step, end), device=device)
+                d_star = reranker.rerank(index, dist[rows], keep)
+                re_scorer.add(d_star, q_pids[part], q_cams[part])
     out = scorer.result()
     if re_scorer is not None:
         again = re_scorer.result()
