@@ -149,7 +149,7 @@ class RGSARGTR(Method):
                 c, data.seq_len, self._relation(c), config.rgtr_residual, config.rgtr_stop_gradient
             )
             self.fixed_clip_len = data.seq_len
-        head = BNNeck if config.neck == "bn" else LinearClassifier
+        head = BNNeck if config.neck == "bn" else LinearClassifier  # neck + classifier, or alone
         self.frame_neck = head(c, num_classes)
         self.clip_neck = head(c, num_classes)
 
