@@ -52,6 +52,8 @@ class DataConfig(Section):
     erasing: float = Field(0.5, ge=0, le=1, description="probability of clip-level erasing")
     workers: int = Field(0, ge=0, description="DataLoader worker processes")
     cache_frames: bool = Field(True, description="keep decoded, resized frames in memory")
+    crop: float = Field(0.0, ge=0, le=1, description="probability of a clip-level random crop")
+    crop_pad: int = Field(10, ge=0, description="random crop: pixels padded on each side")
 
 
 class TrainConfig(Section):

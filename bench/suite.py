@@ -231,10 +231,13 @@ class Suite:
         where = f"{self.path}: {key}"
         base_fields, base_sections = split_override(self.spec.method_config.get(method, {}))
         fields, sections = split_override(override)
-        merged = deep_merge(self.spec.defaults.model_dump(), deep_merge(base_sections, sections))
+        patch = deep_merge(base_sections, sections)
+        merged = deep_merge(self.spec.defaults.model_dump(), patch)
+        explicit = self.spec.defaults.eval.model_fields_set | set(patch.get("eval", {}))
         try:
             defaults = Defaults.model_validate(merged)
             config = METHODS.get(method).Config.model_validate({**base_fields, **fields})
+            defaults = METHODS.get(method).resolve_eval(config, defaults, explicit)
         except ValidationError as exc:
             raise_validation(where, exc)
         if not timm.is_model(defaults.model.backbone):

@@ -1,11 +1,22 @@
 """IAUnet (Hou et al., TNNLS 2020): interaction-aggregation-update blocks inside a timm CNN.
 
 An IAU block (CIAU then STIAU, each ``Y = F + BN(E)``) is inserted right before the last
-residual block of the chosen backbone stages; it sees the clip feature map F: (B, T, D, H, W),
-so it relates body parts across frames (image mode: T = 1). The head is the baseline's
-(temporal average pooling, BN-neck, cosine at test). Loss (eq. 17):
-``L_cls + lambda1 * L_tri + lambda2 * L_p``. Equation numbers are the paper's; the resolved
-ambiguities are those of METHODS.md, section "IAUnet".
+residual block of the chosen backbone stages (``placement: after_stage``: after the stage, as
+the authors' image code does); it sees the clip feature map F: (B, T, D, H, W), so it relates
+body parts across frames (image mode: T = 1). The head is the baseline's (temporal average
+pooling, BN-neck, cosine at test). Loss (eq. 17): ``L_cls + lambda1 * L_tri + lambda2 * L_p``.
+Equation numbers are the paper's; the resolved ambiguities are those of METHODS.md, section
+"IAUnet".
+
+Why the global context u cancels (eqs. 1-4): W_r is a weight vector (a linear map 2D -> 1), so
+``W_r^T [|p_j - p_k|, u] = w_d^T |p_j - p_k| + w_u^T u``. The second term is one number per clip,
+the same for every entry of every row of R, and a softmax is invariant to adding a constant to
+a row: R, and so the block, does not depend on u through the relations, and w_u gets no
+gradient. This is faithful (the paper's "weight vector"; the authors' code is a 1x1 conv
+followed by BatchNorm, no nonlinearity). ``relation_norm: bn`` adds that BatchNorm on the
+logits: in training its batch statistics mix the clips' u terms, so u then acts (as a learned
+temperature of the softmax) and w_u learns; with running statistics at test it cancels again.
+(u still enters the frame update W_fu, eq. 7.)
 """
 
 from __future__ import annotations
@@ -33,11 +44,25 @@ STAGE_CHOICES = {"1": [1], "2": [2], "3": [3], "4": [4], "2,3": [2, 3]}
 
 class IAUnetConfig(MethodConfig):
     blocks: Literal[
-        "ciau-stiau", "stiau-ciau", "parallel", "stiau", "ciau", "nonlocal", "se", "none"
+        "ciau-stiau",
+        "stiau-ciau",
+        "parallel",
+        "stiau",
+        "ciau",
+        "nonlocal",
+        "se",
+        "se-residual",
+        "none",
     ] = Field(
         "ciau-stiau",
         description="block at each stage: IAU (CIAU then STIAU), another arrangement (Table X), "
-        "one module (Tables VII-VIII), a comparator (Table VI) or none",
+        "one module (Tables VII-VIII), a comparator (Table VI: se = SE gating F * s, "
+        "se-residual = F + BN(F * s)) or none",
+    )
+    placement: Literal["before_last_block", "after_stage"] = Field(
+        "before_last_block",
+        description="where a stage's block goes: before its last residual block (the paper) "
+        "or after the stage (the authors' image code)",
     )
     stages: list[Literal[1, 2, 3, 4]] | None = Field(
         None, description="stages that get a block (None = [2] for video, [2, 3] for T = 1)"
@@ -47,6 +72,9 @@ class IAUnetConfig(MethodConfig):
     )
     relation_fn: Literal["subnet", "l2"] = Field(
         "subnet", description="STIAU relation: W_r subnet (eqs. 1-2) or -||p_j - p_k||^2"
+    )
+    relation_norm: Literal["none", "bn"] = Field(
+        "none", description="STIAU relation logits as they are (paper) or BatchNorm'd (code)"
     )
     channel_relation: Literal["dot", "l2"] = Field(
         "dot", description="CIAU relation: f_i . f_j (eq. 11) or -||f_i - f_j||^2"
@@ -131,21 +159,27 @@ class PairRelation(nn.Module):
     """Relation logits between the M members of each group (eqs. 1-2).
 
     subnet: ``r[j, k] = W_r^T [|x_j - x_k|, u]`` (W_r: 2D -> 1, shared by spatial and temporal
-    relations); l2 (STIAU-L2, Table IX): ``r[j, k] = -||x_j - x_k||^2``.
+    relations); l2 (STIAU-L2, Table IX): ``r[j, k] = -||x_j - x_k||^2``. ``norm: bn`` (the
+    authors' code) applies a 1-channel BatchNorm to the logits of all B x G x M x M pairs.
     forward(x: (B, G, M, D), u: (B, D)) -> (B, G, M, M).
     """
 
-    def __init__(self, dim: int, kind: Literal["subnet", "l2"]):
+    def __init__(self, dim: int, kind: Literal["subnet", "l2"], norm: str = "none"):
         super().__init__()
         self.dim = dim
         self.w_r = nn.Linear(2 * dim, 1, bias=False) if kind == "subnet" else None
+        self.norm = nn.BatchNorm1d(1) if norm == "bn" else None
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    def logits(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         diff = x[:, :, :, None] - x[:, :, None, :]  # (B, G, M, M, D)
         if self.w_r is None:
             return -diff.pow(2).sum(-1)
         w_diff, w_u = self.w_r.weight[0].split(self.dim)
         return diff.abs() @ w_diff + (u @ w_u)[:, None, None, None]
+
+    def forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        r = self.logits(x, u)
+        return r if self.norm is None else self.norm(r.reshape(-1, 1)).reshape(r.shape)
 
 
 class STIAU(nn.Module):
@@ -160,7 +194,7 @@ class STIAU(nn.Module):
         super().__init__()
         self.relations = cfg.relations
         self.divide = PartDivision(dim) if cfg.part_division == "learned" else StripeDivision()
-        self.relation = PairRelation(dim, cfg.relation_fn)
+        self.relation = PairRelation(dim, cfg.relation_fn, cfg.relation_norm)
         self.part_update = nn.Linear(2 * dim, dim, bias=False)  # W_pu, eq. 6
         self.frame_update = nn.Linear(2 * dim, dim, bias=False)  # W_fu, eq. 7
         self.last_attention: torch.Tensor | None = None
@@ -222,10 +256,10 @@ class CIAU(nn.Module):
 
 
 class IAUBlock(ClipModule):
-    """Residual units (eq. 14) in sequence, or in parallel: ``Y = F + sum_i BN(E_i)``
-    (Table X). forward(x: (B, T, D, H, W)) -> (B, T, D, H, W)."""
+    """Units in sequence (residual units, eq. 14, or SE gating), or residual units in parallel:
+    ``Y = F + sum_i BN(E_i)`` (Table X). forward(x: (B, T, D, H, W)) -> (B, T, D, H, W)."""
 
-    def __init__(self, units: list[ResidualBN], parallel: bool = False):
+    def __init__(self, units: list[nn.Module], parallel: bool = False):
         super().__init__()
         self.units = nn.ModuleList(units)
         self.parallel = parallel
@@ -239,14 +273,19 @@ class IAUBlock(ClipModule):
 
 
 def build_block(cfg: IAUnetConfig, dim: int) -> IAUBlock:
-    """The block ``cfg.blocks`` names, for D = ``dim`` channels ("ciau-stiau" = CIAU then STIAU)."""
+    """The block ``cfg.blocks`` names, for D = ``dim`` channels ("ciau-stiau" = CIAU then STIAU;
+    "se" = SE gating ``Y = F * s``, "se-residual" = ``Y = F + BN(F * s)``)."""
+    if cfg.blocks == "se":
+        return IAUBlock([SqueezeExcitation(dim)])
     operations = {
         "stiau": lambda: STIAU(dim, cfg),
         "ciau": lambda: CIAU(dim, cfg.channel_relation),
         "nonlocal": lambda: NonLocal(dim),
         "se": lambda: SqueezeExcitation(dim),
     }
-    names = ["stiau", "ciau"] if cfg.blocks == "parallel" else cfg.blocks.split("-")
+    names = {"parallel": ["stiau", "ciau"], "se-residual": ["se"]}.get(
+        cfg.blocks, cfg.blocks.split("-")
+    )
     units = [ResidualBN(operations[name](), dim) for name in names]
     return IAUBlock(units, parallel=cfg.blocks == "parallel")
 
@@ -312,7 +351,10 @@ class IAUnet(Method):
         if config.blocks != "none":
             for stage in self.stages:
                 block = build_block(config, self.backbone.channels[stage])
-                self.backbone.insert_before_last_block(stage, block)
+                if config.placement == "after_stage":
+                    self.backbone.insert_after_stage(stage, block)
+                else:
+                    self.backbone.insert_before_last_block(stage, block)
         self.neck = BNNeck(self.backbone.out_channels, num_classes)
 
     @classmethod

@@ -4,12 +4,23 @@ A timm CNN (last stride 1) gives X_t (C, H, W) per frame; RGSA (Sec. 3.3) or spa
 pooling turns it into a frame feature f_t; RGTR (Sec. 3.4) or nothing refines the T frame
 features, and their mean is the clip feature f~ (Eq. 10). Loss (Sec. 3.5, Eq. 11-15):
 frame-level CE on every f_t + clip-level CE on f~ (+ the adaptive weighted triplet loss on f~).
-Both classifiers sit behind a BN-neck; the test embedding is the BN-neck feature of f~.
-METHODS.md, "RGSA-RGTR", fixes the defaults and the ablation switches of Tables 1-3.
+In the paper's form (``neck: none``) both classifiers read f_t and f~ directly and the test
+embedding is f~. METHODS.md, "RGSA-RGTR", fixes the defaults and the ablation switches of
+Tables 1-3.
+
+Deviations, each a named switch that is off in the paper's form (docs/deviations.md):
+
+- ``rgtr_residual``: ``f~_t = f_t + BN0(W_R [f_t, r~_t])`` with BN0's weight zero-initialised,
+  so that a fresh RGTR is the identity. Trained from scratch, the paper's ``BN(W_R [...])``
+  collapses the frame features (reports/rgsa-rgtr-ablations.md).
+- ``rgtr_stop_gradient``: RGTR's relation vectors r~_t are computed from f_t with the gradient
+  stopped, so that the relation module cannot pull the frame features towards a collapse.
+- ``neck: bn``: a BN-neck (Luo et al. 2019) before both classifiers and on the test embedding.
 
 RGSA sizes W_A for the N = H x W positions of the training input, and RGTR sizes W_R for the
-training clip length T: test clips must have the training frame size and length T (the paper's
-protocol: clips of length T, stride T/2, ``eval.clip_stride`` and ``eval.clip_norm``).
+training clip length T: test clips must have the training frame size and length T. The method
+sets the paper's test protocol as its eval defaults (:meth:`RGSARGTR.eval_defaults`: clips of
+length T, stride T/2, per-clip L2, average, L2); a suite's explicit ``eval`` keys override them.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from bench.errors import BenchError
 from bench.losses import cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone
-from bench.models.heads import BNNeck, spatial_avg
+from bench.models.heads import BNNeck, LinearClassifier, spatial_avg
 from bench.models.relation import RelationGuided, build_relation
 from bench.registry import register_method
 
@@ -44,6 +55,15 @@ class RGSARGTRConfig(MethodConfig):
     )
     r1: int = Field(32, ge=1, description="relation module: theta/phi reduce C to C/r1")
     r2: int = Field(256, ge=1, description="relation module: relation vectors are C/r2-d")
+    rgtr_residual: bool = Field(
+        False, description="deviation: RGTR as f_t + BN0(W_R [f_t, r_t]), BN0 weight zero-init"
+    )
+    rgtr_stop_gradient: bool = Field(
+        False, description="deviation: no gradient from RGTR's relation vectors into f_t"
+    )
+    neck: Literal["none", "bn"] = Field(
+        "none", description="none (paper): classifiers and test on f_t, f~; bn: BN-necks"
+    )
 
 
 class RGSA(torch.nn.Module):
@@ -81,11 +101,23 @@ class RGTR(torch.nn.Module):
     """Relation-guided temporal refinement, Eq. 7-9: (B, T, C) -> refined (B, T, C).
 
     f~_t = BN(W_R [f_t, r~_t]) with r~_t = concat_s RM(f_t, f_s) in frame order s = 1..T.
+    ``residual`` (a deviation): f~_t = f_t + BN0(W_R [f_t, r~_t]), BN0's weight zero-initialised.
+    ``stop_gradient`` (a deviation): r~_t is computed from f_t without gradient.
     """
 
-    def __init__(self, channels: int, frames: int, relation: torch.nn.Module):
+    def __init__(
+        self,
+        channels: int,
+        frames: int,
+        relation: torch.nn.Module,
+        residual: bool = False,
+        stop_gradient: bool = False,
+    ):
         super().__init__()
-        self.guided = RelationGuided(channels, frames, relation)
+        self.guided = RelationGuided(channels, frames, relation, stop_gradient)
+        self.residual = residual
+        if residual:
+            torch.nn.init.zeros_(self.guided.proj.bn.weight)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         if f.shape[1] != self.guided.count:
@@ -94,7 +126,8 @@ class RGTR(torch.nn.Module):
                 f"(data.seq_len; W_R takes one relation vector per frame); got {f.shape[1]}. "
                 "Evaluate in clips of the training length (eval.clip_len unset or = data.seq_len)."
             )
-        return self.guided(f)
+        refined = self.guided(f)
+        return f + refined if self.residual else refined
 
 
 @register_method("rgsa-rgtr")
@@ -112,10 +145,19 @@ class RGSARGTR(Method):
             size = self.backbone.output_size(data.height, data.width)
             self.rgsa = RGSA(c, size, self._relation(c))
         if config.temporal == "rgtr":
-            self.rgtr = RGTR(c, data.seq_len, self._relation(c))
+            self.rgtr = RGTR(
+                c, data.seq_len, self._relation(c), config.rgtr_residual, config.rgtr_stop_gradient
+            )
             self.fixed_clip_len = data.seq_len
-        self.frame_neck = BNNeck(c, num_classes)
-        self.clip_neck = BNNeck(c, num_classes)
+        head = BNNeck if config.neck == "bn" else LinearClassifier  # neck + classifier, or alone
+        self.frame_neck = head(c, num_classes)
+        self.clip_neck = head(c, num_classes)
+
+    @classmethod
+    def eval_defaults(cls, config: RGSARGTRConfig, data: DataConfig) -> dict[str, Any]:
+        """The paper's test protocol: clips of T frames with stride T/2, each clip feature
+        L2-normalised, averaged, L2-normalised again (Sec. 4.1)."""
+        return {"clip_stride": max(1, data.seq_len // 2), "clip_norm": True}
 
     def _relation(self, channels: int) -> torch.nn.Module:
         cfg = self.config

@@ -176,3 +176,22 @@ def test_cells_differing_only_at_test_time_share_one_training(in_tmp, monkeypatc
     assert mlf.get_run(shared.run_id).data.tags["weights_from"] == trained.run_id
     run_cell(mlf, exp, other_lr, RunOptions())
     assert fits == [1]
+
+
+def test_data_crop_reaches_the_training_clips_and_changes_nothing_else(in_tmp):
+    ds = build_dataset("fixture-video", {}, None)
+    ds.prepare()
+    train, aux = ds.load_split(0).train, ds.available_aux()
+    batches = {}
+    for name, fields in {
+        "off": {},
+        "zero": {"crop": 0.0, "crop_pad": 4},
+        "on": {"crop": 1.0},
+    }.items():
+        cfg = load_data_cfg().model_copy(update={"crop_pad": 4, **fields})
+        batches[name] = next(iter(train_loader(train, cfg, aux, seed=0)[0]))
+    off, zero, on = batches["off"], batches["zero"], batches["on"]
+    assert all(torch.equal(off[k], zero[k]) for k in off)
+    assert torch.equal(off["pids"], on["pids"]) and torch.equal(off["camids"], on["camids"])
+    assert not torch.equal(off["clips"], on["clips"])
+    assert not torch.equal(off["part_masks"], on["part_masks"])

@@ -28,7 +28,8 @@ from methods.iaunet import (
 )
 
 B, T, D, H, W, N = 2, 3, 16, 4, 2, 4
-BLOCKS = ["ciau-stiau", "stiau-ciau", "parallel", "stiau", "ciau", "nonlocal", "se"]
+BLOCKS = ["ciau-stiau", "stiau-ciau", "parallel", "stiau", "ciau", "nonlocal", "se-residual", "se"]
+RESIDUAL_BLOCKS = BLOCKS[:-1]  # every block but SE gating starts as the identity
 
 
 @pytest.fixture(autouse=True)
@@ -202,7 +203,7 @@ def test_ciau_aggregates_channels_of_all_frames():
 # --- the IAU block (eq. 14) -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("blocks", BLOCKS)
+@pytest.mark.parametrize("blocks", RESIDUAL_BLOCKS)
 def test_fresh_block_is_identity(blocks):
     block = build_block(IAUnetConfig(blocks=blocks), D)
     x = clip()
@@ -229,6 +230,7 @@ SWITCHES = [
     {"relation_fn": "l2"},
     {"channel_relation": "l2"},
     {"part_division": "stripes"},
+    {"relation_norm": "bn"},
     *({"blocks": b} for b in BLOCKS[1:]),
 ]
 
@@ -418,3 +420,92 @@ def test_search_space_is_a_valid_override():
     assert override.pop("train") == {"lr": 3e-4, "weight_decay": 5e-4}
     config = IAUnetConfig(**override)
     assert config.stages == [2, 3] and config.lambda_p == 0.1 and config.triplet_margin == 0.2
+
+
+# --- SE, relation_norm, placement, and why u cancels ------------------------------------------
+
+
+def test_se_is_gating_and_se_residual_is_the_old_residual_form():
+    x = clip()
+    gate = build_block(IAUnetConfig(blocks="se"), D)
+    se = gate.units[0]
+    assert isinstance(se, SqueezeExcitation) and len(gate.units) == 1
+    s = se.excite(x.mean(dim=(-2, -1)))[..., None, None]  # (B, T, D, 1, 1) in (0, 1)
+    torch.testing.assert_close(gate(x), x * s)  # Y = F * s (Hu et al., eq. 4)
+    torch.manual_seed(0)
+    residual = activate(build_block(IAUnetConfig(blocks="se-residual"), D))
+    unit = residual.units[0]
+    assert set(residual.state_dict()) == {f"units.0.operation.{k}" for k in se.state_dict()} | {
+        f"units.0.bn.{k}" for k in unit.bn.state_dict()
+    }
+    unit.operation.load_state_dict(se.state_dict())
+    e = (x * s).reshape(B * T, D, -1)
+    torch.testing.assert_close(residual(x), x + unit.bn(e).reshape(x.shape))  # F + BN(F * s)
+    n_params = [sum(p.numel() for p in m.parameters()) for m in (gate, residual)]
+    assert n_params[1] - n_params[0] == 2 * D  # the BN's weight and bias
+
+
+def test_u_cancels_in_the_softmax_unless_the_logits_are_batch_normalised():
+    parts, u1, u2 = torch.randn(B, T, N, D), torch.randn(B, D), 5 * torch.randn(B, D)
+    plain = STIAU(D, IAUnetConfig())
+    torch.testing.assert_close(plain.relation_map(parts, u1), plain.relation_map(parts, u2))
+    w_u = plain.relation.w_r.weight
+    (plain.relation_map(parts, u1) * torch.randn(B, T * N, T * N)).sum().backward()
+    assert w_u.grad[0, :D].abs().max() > 0.1 and w_u.grad[0, D:].abs().max() < 1e-5  # float noise
+    normed = STIAU(D, IAUnetConfig(relation_norm="bn"))
+    normed.relation.w_r.load_state_dict(plain.relation.w_r.state_dict())
+    # training: batch statistics over both clips' logits couple u into R, and w_u learns
+    r1, r2 = normed.relation_map(parts, u1), normed.relation_map(parts, u2)
+    assert (r1 - r2).abs().max() > 1e-3
+    (r1 * torch.randn(B, T * N, T * N)).sum().backward()
+    assert normed.relation.w_r.weight.grad[0, D:].abs().max() > 1e-4
+    # test: running statistics are one affine map, and u cancels again
+    normed.eval()
+    torch.testing.assert_close(normed.relation_map(parts, u1), normed.relation_map(parts, u2))
+
+
+def test_relation_norm_adds_one_bn_on_the_logits_and_nothing_else():
+    torch.manual_seed(0)
+    plain = STIAU(D, IAUnetConfig())
+    torch.manual_seed(0)
+    normed = STIAU(D, IAUnetConfig(relation_norm="bn"))
+    extra = {k: v for k, v in normed.state_dict().items() if k not in plain.state_dict()}
+    assert set(extra) == {f"relation.norm.{k}" for k in nn.BatchNorm1d(1).state_dict()}
+    assert all(v.equal(normed.state_dict()[k]) for k, v in plain.state_dict().items())
+    parts, u = torch.randn(B, T, N, D), torch.randn(B, D)
+    logits = plain.relation(parts, u)
+    flat = logits.flatten()
+    expected = (flat - flat.mean()) / torch.sqrt(flat.var(unbiased=False) + 1e-5)
+    torch.testing.assert_close(normed.relation(parts, u), expected.reshape(logits.shape))
+
+
+def plugin_params(model: IAUnet) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(parameters of the IAU blocks, all other parameters), each in module order."""
+    block = {id(p) for m in model.modules() if isinstance(m, IAUBlock) for p in m.parameters()}
+    params = list(model.parameters())
+    return [p for p in params if id(p) in block], [p for p in params if id(p) not in block]
+
+
+def test_placement_after_stage_moves_the_block_and_nothing_else():
+    x = torch.randn(2, 2, 3, 32, 16)
+    models = {}
+    for placement in ("before_last_block", "after_stage"):
+        torch.manual_seed(1)
+        models[placement] = make(IAUnetConfig(stages=[2, 3], placement=placement)).eval()
+    before, after = models["before_last_block"], models["after_stage"]
+    for pa, pb in zip(plugin_params(before), plugin_params(after), strict=True):
+        assert len(pa) == len(pb) and all(a.equal(b) for a, b in zip(pa, pb, strict=True))
+    for stage in (2, 3):
+        body = after.backbone.stages[stage].body
+        assert isinstance(body[-1], IAUBlock) and isinstance(body[0], nn.Sequential)
+    torch.manual_seed(1)
+    plain = make(IAUnetConfig(blocks="none")).eval()
+    seen = []  # the block after stage 2 sees stage 2's output of the plain backbone
+    after.backbone.stages[2].body[-1].register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    with torch.no_grad():
+        torch.testing.assert_close(after.features(x)[0], plain.features(x)[0])  # fresh: identity
+        stage2 = plain.backbone(x, 0, 2)
+    torch.testing.assert_close(seen[0], stage2)
+    with torch.no_grad():
+        feats = [activate(m).features(x)[0] for m in (before, after)]
+    assert (feats[0] - feats[1]).abs().max() > 1e-3

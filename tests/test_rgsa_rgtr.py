@@ -376,7 +376,100 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
     # the suite's half-width backbone (C = 256) scales the paper's r1, r2 (at C = 2048) by 1/8
     assert {(c.r1, c.r2) for c in configs.values()} == {(2, 16), (2, 32), (4, 16), (4, 32)}
     assert {c.sections.data.seq_len for c in cells} == {2, 4, 6, 8}
+    deviations = {(c.rgtr_residual, c.rgtr_stop_gradient, c.neck) for c in configs.values()}
+    assert deviations == {
+        (False, False, "none"),
+        (False, False, "bn"),
+        (True, False, "none"),
+        (True, False, "bn"),
+        (False, True, "none"),
+    }
     for c in cells:  # the paper's test protocol at every clip length: clips of T, stride T/2
         ev = c.sections.eval
         assert ev.clip_norm and ev.clip_len is None, c.label
         assert ev.clip_stride == c.sections.data.seq_len // 2, c.label
+
+
+# --- deviations and the test protocol --------------------------------------------------------
+
+BATCH = {"clips": torch.randn(4, 2, 3, 64, 32), "pids": torch.tensor([0, 0, 1, 1])}
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def state_diff(a: torch.nn.Module, b: torch.nn.Module) -> set[str]:
+    """Keys of the two state dicts that are missing from one or hold different values."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return {
+        k for k in sa.keys() | sb.keys() if k not in sa or k not in sb or not sa[k].equal(sb[k])
+    }
+
+
+def test_residual_rgtr_starts_as_the_identity_and_adds_the_paper_refinement():
+    paper, residual = build(), build(rgtr_residual=True)
+    assert n_params(paper) == n_params(residual)
+    assert state_diff(paper, residual) == {"rgtr.guided.proj.bn.weight"}
+    assert not residual.rgtr.guided.proj.bn.weight.any()
+    f = torch.randn(4, 2, 512)
+    torch.testing.assert_close(residual.rgtr(f), f)  # BN0's weight is zero: f~_t = f_t
+    with torch.no_grad():
+        residual.rgtr.guided.proj.bn.weight.copy_(paper.rgtr.guided.proj.bn.weight)
+    torch.testing.assert_close(residual.rgtr(f), f + paper.rgtr(f))
+
+
+def test_stop_gradient_changes_only_the_gradient_into_the_frame_features():
+    paper, stopped = build().train(), build(rgtr_stop_gradient=True).train()
+    assert state_diff(paper, stopped) == set()
+    grads = []
+    for model in (paper, stopped):
+        losses = model.loss(model(BATCH), BATCH)
+        sum(losses.values()).backward()
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        grads[-1]["loss"] = sum(losses.values()).detach()
+    torch.testing.assert_close(grads[0]["loss"], grads[1]["loss"])  # the same forward pass
+    rgtr = {k for k in grads[0] if k.startswith("rgtr.") or "neck" in k}
+    for k in rgtr:  # RGTR and the heads see the same inputs and upstream gradients
+        torch.testing.assert_close(grads[0][k], grads[1][k], msg=k)
+    upstream = [k for k in grads[0] if k.startswith(("rgsa.", "backbone."))]
+    assert any(not torch.allclose(grads[0][k], grads[1][k]) for k in upstream)
+    f = torch.randn(4, 2, 512, requires_grad=True)  # d f~ / d f: only through the [f_t] half
+    stopped.rgtr(f).sum().backward()
+    r = stopped.rgtr.guided.relation.pairwise(f.detach()).flatten(2)
+    g = torch.autograd.grad(stopped.rgtr.guided.proj(torch.cat([f, r], -1)).sum(), f)[0]
+    torch.testing.assert_close(f.grad, g)
+
+
+def test_neck_switch_adds_bn_necks_and_nothing_else():
+    paper, necked = build().eval(), build(neck="bn").eval()
+    c = paper.backbone.out_channels
+    assert n_params(necked) - n_params(paper) == 2 * 2 * c  # two BNs: weight and bias
+    assert state_diff(paper, necked) == {
+        f"{head}_neck.bn.{k}"
+        for head in ("frame", "clip")
+        for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    }
+    with torch.no_grad():
+        clips = BATCH["clips"]
+        feat = paper.clip_feature(paper.frame_features(clips))
+        torch.testing.assert_close(paper.embed(clips, {})["feat"], feat)  # the paper: f~ itself
+        torch.testing.assert_close(necked.embed(clips, {})["feat"], necked.clip_neck.bn(feat))
+        out = paper(BATCH)
+        torch.testing.assert_close(out["clip_logits"], feat @ paper.clip_neck.classifier.weight.t())
+    paper.train(), necked.train()
+    lp, ln = paper.loss(paper(BATCH), BATCH), necked.loss(necked(BATCH), BATCH)
+    torch.testing.assert_close(lp["triplet"], ln["triplet"])  # the triplet reads f~, pre-neck
+    assert not torch.allclose(lp["ce_clip"], ln["ce_clip"])
+
+
+def test_the_method_sets_the_papers_test_protocol_and_a_suite_overrides_it():
+    over = ["datasets=[fixture-video]", "seeds=[0]", "ablations={}"]
+    cells = {c.method: c.sections.eval for c in load_suite(SUITE, over).cells()}
+    assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=2, clip_norm=True)
+    assert cells["baseline"] == EvalConfig()  # other methods keep the harness defaults
+    explicit = [*over, "eval.clip_norm=false", "method_config.rgsa-rgtr.eval={clip_stride: 1}"]
+    cells = {c.method: c.sections.eval for c in load_suite(SUITE, explicit).cells()}
+    assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=1, clip_norm=False)
+    long = load_suite(SUITE, [*over, "data.seq_len=6"]).cells()
+    assert [c.sections.eval.clip_stride for c in long if c.method == "rgsa-rgtr"] == [3]

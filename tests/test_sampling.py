@@ -4,9 +4,10 @@ import random
 from collections import Counter
 
 import torch
+import torch.nn.functional as F
 
 from bench.data.sampling import PKSampler, clip_indices, eval_clips
-from bench.data.transforms import augment_clip, flip_clip
+from bench.data.transforms import augment_clip, flip_clip, shift
 
 
 def test_pk_batches_hold_p_identities_with_k_tracklets_each():
@@ -92,3 +93,62 @@ def test_augmentation_is_drawn_once_per_clip():
             torch.equal(out["part_masks"][t], clip["part_masks"][t].flip(-1)) for t in range(3)
         ]
         assert len(set(flipped)) == 1
+
+
+def test_crop_off_leaves_the_augmentation_and_its_random_stream_as_before():
+    clip = _clip()
+    for seed in range(10):
+        rngs = [random.Random(seed) for _ in range(3)]
+        old = augment_clip(clip, 0.5, 1.0, rngs[0])
+        for rng, kwargs in zip(
+            rngs[1:], [{"crop": 0.0}, {"crop": 0.0, "crop_pad": 4}], strict=True
+        ):
+            new = augment_clip(clip, 0.5, 1.0, rng, **kwargs)
+            assert all(torch.equal(old[k], new[k]) for k in old)
+        assert rngs[0].random() == rngs[1].random() == rngs[2].random()
+
+
+def test_shift_is_pad_then_crop():
+    x = torch.randn(2, 3, 8, 6)
+    pad = 3
+    padded = F.pad(x, (pad, pad, pad, pad))
+    for dy, dx in [(0, 0), (2, -3), (-3, 1), (3, 3)]:
+        y0, x0 = pad - dy, pad - dx
+        assert torch.equal(shift(x, dy, dx, 0.0), padded[..., y0 : y0 + 8, x0 : x0 + 6])
+
+
+def test_crop_is_one_box_for_every_frame_mask_and_keypoint():
+    clip, pad = _clip(), 2
+    clip["keypoints"][:, :, 1] = 4.0
+    clip["keypoints"][:, :, 2] = 1.0
+    shifts = set()
+    for seed in range(30):
+        out = augment_clip(clip, 0.0, 0.0, random.Random(seed), crop=1.0, crop_pad=pad)
+        found = [
+            (dy, dx)
+            for dy in range(-pad, pad + 1)
+            for dx in range(-pad, pad + 1)
+            if torch.equal(out["clips"], shift(clip["clips"], dy, dx, 0.0))
+        ]
+        assert len(found) == 1  # one box, and the same for all T frames
+        dy, dx = found[0]
+        shifts.add(found[0])
+        assert torch.equal(out["part_masks"], shift(clip["part_masks"], dy, dx, 0))
+        kp = out["keypoints"]
+        torch.testing.assert_close(kp[..., 0], clip["keypoints"][..., 0] + dx)
+        torch.testing.assert_close(kp[..., 1], clip["keypoints"][..., 1] + dy)
+        gone = (kp[..., 0] < 0) | (kp[..., 0] > 7)  # x = 1 or 6 shifted out of the 8 columns
+        assert torch.equal(kp[..., 2] == 0, gone)
+    assert len(shifts) > 5  # the box is drawn, not fixed
+
+
+def test_crop_probability_is_per_clip():
+    clip = _clip()
+    cropped = [
+        not torch.equal(
+            augment_clip(clip, 0.0, 0.0, random.Random(s), crop=0.5, crop_pad=2)["clips"],
+            clip["clips"],
+        )
+        for s in range(40)
+    ]
+    assert 5 < sum(cropped) < 35

@@ -59,7 +59,7 @@ class TrainClips(Dataset):
         picks = clip_indices(len(track.frames), cfg.seq_len, cfg.sampling, cfg.stride, rng)
         sample = self.reader.clip(track, picks, self.aux)
         sample["clips"] = normalize(sample["clips"])
-        sample = augment_clip(sample, cfg.flip, cfg.erasing, rng)
+        sample = augment_clip(sample, cfg.flip, cfg.erasing, rng, cfg.crop, cfg.crop_pad)
         sample["pids"] = torch.tensor(self.labels[index])
         sample["camids"] = torch.tensor(track.camid)
         return sample

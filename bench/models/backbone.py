@@ -133,6 +133,10 @@ class Backbone(nn.Module):
             )
         self.stages[stage] = Stage([*body[:-1], *list(blocks)[:-1], module, blocks[-1]])
 
+    def insert_after_stage(self, stage: int, module: nn.Module) -> None:
+        """Append ``module`` (a ClipModule or a frame module) to the end of ``stage`` (1..4)."""
+        self.stages[stage] = Stage([*self.stages[stage].body, module])
+
     @torch.no_grad()
     def output_size(self, height: int, width: int, stage: int = 4) -> tuple[int, int]:
         """Spatial size (h, w) of stage ``stage``'s output for a height x width input."""

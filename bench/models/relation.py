@@ -99,16 +99,18 @@ class RelationGuided(nn.Module):
     Eq. 4-5 (inside the sigmoid, W = W_A over N positions) and Eq. 8-9 (W = W_R over T frames):
     (B, N, C) -> (B, N, C). W takes C + N * rel.out_dim inputs (= (N / r2 + 1) C), so the set
     size N is fixed at construction; relations are concatenated in the order j = 1..N.
+    ``stop_gradient`` computes r~_i from x without gradient (x still gets it through W).
     """
 
-    def __init__(self, channels: int, count: int, relation: nn.Module):
+    def __init__(self, channels: int, count: int, relation: nn.Module, stop_gradient: bool = False):
         super().__init__()
         self.count = count
         self.relation = relation
+        self.stop_gradient = stop_gradient
         self.proj = LinearBN(channels + count * relation.out_dim, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r = self.relation.pairwise(x).flatten(2)
+        r = self.relation.pairwise(x.detach() if self.stop_gradient else x).flatten(2)
         return self.proj(torch.cat([x, r], dim=-1))
 
 
