@@ -160,19 +160,15 @@ def test_defaults_are_calibrated_to_the_published_figures(exact):
     assert 52.0 < part_iou(exact[1], masks)["mIoU"] < 70.0
 
 
-def test_estimation_is_deterministic_and_its_options_only_change_estimated_files(made, tmp_path):
-    again = ensure_generated(GeneratorConfig(**TINY), tmp_path, workers=2, progress=False)
-    assert exact_digest(again) == exact_digest(made)
-    for path in made.rglob("estimated/keypoints.npy"):
-        assert (again / path.relative_to(made)).read_bytes() == path.read_bytes()
+def test_estimation_options_change_only_the_estimated_files(made, tmp_path):
+    """(Serial vs. parallel byte-identity of every file, estimated ones included, is
+    test_synthetic's test_same_seed_gives_byte_identical_files_serial_or_parallel.)"""
     other = ensure_generated(GeneratorConfig(**TINY, kp_swap_rate=0.5), tmp_path, 1, False)
     assert other.name != made.name and exact_digest(other) == exact_digest(made)
-    changed = [
-        p
-        for p in made.rglob("estimated/keypoints.npy")
-        if (other / p.relative_to(made)).read_bytes() != p.read_bytes()
-    ]
-    assert changed
+    estimated = list(made.rglob("estimated/keypoints.npy"))
+    assert estimated and any(
+        (other / p.relative_to(made)).read_bytes() != p.read_bytes() for p in estimated
+    )
 
 
 def test_aux_option_reaches_the_training_batches(made):
