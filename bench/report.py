@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 from tabulate import tabulate
 
+from bench.captions import aux_caption
 from bench.plots import cmc_figure, heatmap_figure
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
@@ -136,6 +137,8 @@ def write_report(mlf, df: pd.DataFrame, name: str, out_dir: Path) -> Path:
     )
     protocols = df.groupby("tags.dataset")["tags.protocol"].first()
     lines += ["", "Protocols: " + ", ".join(f"{d}: {p}" for d, p in protocols.items()), ""]
+    if caption := aux_caption(df):
+        lines += [caption, ""]
     for ds in protocols.index:
         fig = cmc_figure(
             mean_cmc_curves(mlf, df, ds),

@@ -35,7 +35,7 @@ def made(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def roles(made) -> dict[str, list[Tracklet]]:
-    return load_tracklets(made)
+    return load_tracklets(made, "exact", "one")
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -80,7 +80,7 @@ def test_interrupted_generation_is_not_taken_for_a_finished_one(tmp_path, monkey
     monkeypatch.setattr(store_module, "write_tracklet", real)
     done = ensure_generated(tiny(), tmp_path, workers=1, progress=False)
     assert (done / "index.json").is_file() and not (tmp_path / f".{key}.partial").exists()
-    assert len(load_tracklets(done)["query"]) == TINY["test_ids"]
+    assert len(load_tracklets(done, queries="one")["query"]) == TINY["test_ids"]
 
 
 def test_counts_cameras_and_query_gallery(made, roles):
@@ -183,7 +183,7 @@ def test_datasets_are_registered_with_protocol_and_aux(made):
     video.prepare(progress=False)
     assert video.path == made and video.available_aux() == {"part_masks", "keypoints"}
     split = video.load_split(0)
-    assert split.protocol.name == "standard" and split.protocol.ap == "mean"
+    assert split.protocol.name == "synthetic-per-camera" and split.protocol.ap == "mean"
     image = build_dataset("synthetic-image", {"root": str(made.parent), **TINY}, None)
     assert not image.video and DATASETS.get("synthetic-image") is type(image)
     image.prepare(progress=False)
@@ -223,7 +223,8 @@ def test_cli_make_and_show(made, tmp_path):
     make = ["make", "synthetic-video", "--root", str(made.parent), "--difficulty", *opts]
     result = runner.invoke(data, make)
     assert result.exit_code == 0, result.output
-    assert re.search(rf"query\s+{TINY['test_ids']} tracklets", result.output)
+    queries = len(load_tracklets(made)["query"])
+    assert re.search(rf"query\s+{queries} tracklets", result.output)
     assert "sharing" in result.output and "colour histogram (person pixels): R1" in result.output
     out = tmp_path / "sheet.png"
     args = ["show", "synthetic-video", "--root", str(made.parent), "--out", str(out), *opts]

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from bench.config import Section
+from bench.errors import ConfigError
 
 DATA_ROOT_ENV = "BENCH_DATA_ROOT"
 
@@ -72,6 +73,11 @@ class DatasetOptions(Section):
     splits: list[int] | None = Field(None, description="which numbered splits to run (all)")
     masks: str | None = Field(None, description="folder of precomputed part masks")
     keypoints: str | None = Field(None, description="folder of precomputed 14-joint keypoints")
+    aux: Literal["estimated", "exact"] = Field(
+        "estimated",
+        description="which part masks / keypoints the methods receive: a pose estimator's and a "
+        "human parser's (real data always), or the generator's exact ones (synthetic data)",
+    )
 
 
 class ReIDDataset:
@@ -81,8 +87,14 @@ class ReIDDataset:
     folder: ClassVar[str] = ""
     video: ClassVar[bool] = True
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
+    exact_aux: ClassVar[bool] = False  # has exact annotations (only generated data does)
 
     def __init__(self, options: DatasetOptions, data_root: str | None = None):
+        if options.aux == "exact" and not self.exact_aux:
+            raise ConfigError(
+                f"datasets: {self.name}.aux",
+                "'exact' needs generated data; the annotations of a real dataset are estimated",
+            )
         self.options = options
         self.root = resolve_root(options.root, data_root, self.folder or self.name)
 

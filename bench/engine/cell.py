@@ -70,6 +70,7 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
         "seed": str(cell.seed),
         "config_hash": cell.config_hash,
         "train_hash": cell.train_hash,
+        "aux": str(cell.dataset_options.get("aux", "estimated")),
         "mlflow.runName": cell.label,
         **environment_tags(),
         **opts.extra_tags,

@@ -16,15 +16,26 @@ from pydantic import Field
 
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
+from bench.data.synthetic.load import Queries
+from bench.data.synthetic.store import ESTIMATED
 from bench.errors import ConfigError, DataError
 from bench.registry import register_dataset
 
-PROTOCOL = Protocol(name="standard", ap="mean")
+PROTOCOLS = {
+    "per_camera": Protocol(name="synthetic-per-camera", ap="mean"),
+    "one": Protocol(name="standard", ap="mean"),
+}
 AUX = frozenset({"part_masks", "keypoints"})
 
 
 class SyntheticVideoOptions(DatasetOptions, GeneratorConfig):
     """Dataset options of a suite plus every generator option (docs/synthetic.md)."""
+
+    queries: Queries = Field(
+        "per_camera",
+        description="test protocol: a query per identity and camera (MARS-like), or one per "
+        "identity",
+    )
 
 
 class SyntheticImageOptions(SyntheticVideoOptions):
@@ -40,6 +51,7 @@ class SyntheticVideo(ReIDDataset):
     folder = "synthetic-video"
     video = True
     Options = SyntheticVideoOptions
+    exact_aux = True
 
     def __init__(self, options: DatasetOptions, data_root: str | None = None):
         super().__init__(options, data_root)
@@ -58,8 +70,9 @@ class SyntheticVideo(ReIDDataset):
     def load_split(self, index: int) -> Split:
         if index != 0:
             raise DataError(f"{self.name} has a single split (0), not {index}")
-        roles = load_tracklets(self.path)
-        return Split(roles["train"], roles["query"], roles["gallery"], PROTOCOL, index)
+        roles = load_tracklets(self.path, self.options.aux, self.options.queries)
+        protocol = PROTOCOLS[self.options.queries]
+        return Split(roles["train"], roles["query"], roles["gallery"], protocol, index)
 
     def available_aux(self) -> frozenset[str]:
         return AUX
@@ -71,7 +84,7 @@ class SyntheticImage(SyntheticVideo):
 
     Train and gallery tracklets give ``image_frames`` evenly spaced frames each, a query
     tracklet its middle frame. Each image's keypoints are a (1, 14, 3) ``.npy`` written once
-    under ``<key>/images-<image_frames>/``.
+    under ``<key>/images-<image_frames>/`` (exact) and ``.../estimated/`` (estimated).
     """
 
     video = False
@@ -84,13 +97,14 @@ class SyntheticImage(SyntheticVideo):
             return
         partial = folder.with_name(f".{folder.name}.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        for role, tracks in load_tracklets(self.path).items():
-            for t in tracks:
-                keypoints = np.load(t.keypoints)
-                for i in self._picks(t, role):
-                    out = partial / self._image_name(t, i)
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(out, keypoints[i : i + 1])
+        for aux in ("exact", "estimated"):  # per_camera's roles cover both protocols' picks
+            for role, tracks in load_tracklets(self.path, aux, "per_camera").items():
+                for t in tracks:
+                    keypoints = np.load(t.keypoints)
+                    for i in self._picks(t, role):
+                        out = partial / self._image_name(t, i, aux)
+                        out.parent.mkdir(parents=True, exist_ok=True)
+                        np.save(out, keypoints[i : i + 1])
         os.replace(partial, folder)
 
     def load_split(self, index: int) -> Split:
@@ -103,9 +117,10 @@ class SyntheticImage(SyntheticVideo):
     def _image_folder(self) -> Path:
         return self.path / f"images-{self.options.image_frames}"
 
-    def _image_name(self, t: Tracklet, i: int) -> str:
+    def _image_name(self, t: Tracklet, i: int, aux: str) -> str:
         track = Path(t.frames[i]).parent.parent
-        return f"{track.parent.name}/{track.name}/{i:06d}.npy"
+        name = f"{track.parent.name}/{track.name}/{i:06d}.npy"
+        return f"{ESTIMATED}/{name}" if aux == "estimated" else name
 
     def _picks(self, t: Tracklet, role: str) -> list[int]:
         """Evenly spaced frame indices (centres of k equal chunks): ``image_frames`` of them
@@ -121,7 +136,7 @@ class SyntheticImage(SyntheticVideo):
                 pid=t.pid,
                 camid=t.camid,
                 masks=(t.masks[i],) if t.masks else None,
-                keypoints=str(self._image_folder() / self._image_name(t, i)),
+                keypoints=str(self._image_folder() / self._image_name(t, i, self.options.aux)),
             )
             for i in self._picks(t, role)
         ]

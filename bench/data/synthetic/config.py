@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from bench.config import Section
 
 # Bump when a change to the generator changes its output for the same options.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 
 class GeneratorConfig(Section):
@@ -18,7 +18,7 @@ class GeneratorConfig(Section):
 
     seed: int = Field(0, description="generator seed (identities, cameras, every frame)")
     train_ids: int = Field(70, ge=4, description="training identities")
-    test_ids: int = Field(70, ge=4, description="test identities (one query camera each)")
+    test_ids: int = Field(110, ge=4, description="test identities")
     distractors: int = Field(20, ge=0, description="gallery-only tracklets of extra people")
     cameras: int = Field(4, ge=2, le=8, description="number of cameras")
     min_cameras: int = Field(2, ge=2, description="fewest cameras an identity appears in")
@@ -37,6 +37,24 @@ class GeneratorConfig(Section):
         0.06, ge=0, le=1, description="fraction of frames that are drifting or wrong-person crops"
     )
     polluted: bool = Field(False, description="STAL's random 25x25 (at 128x64) black box per frame")
+    # The estimation model (estimate.py): what a pose estimator and a human parser would give.
+    kp_jitter: float = Field(
+        1.0, ge=0, description="keypoint jitter, x the per-joint std calibrated to HRNet's PCKh"
+    )
+    kp_miss_rate: float = Field(0.02, ge=0, le=1, description="visible joints not detected")
+    kp_miss_hidden: float = Field(0.3, ge=0, le=1, description="hidden joints not detected")
+    kp_swap_rate: float = Field(
+        0.03, ge=0, le=1, description="per frame and limb pair (arms, legs): left/right swapped"
+    )
+    mask_boundary: float = Field(
+        3.0, ge=0, description="std of the smooth boundary displacement (pixels at 128 x 64)"
+    )
+    mask_confusion: float = Field(
+        0.4, ge=0, le=1, description="fraction of a part's border band given to its neighbour"
+    )
+    mask_drop_rate: float = Field(
+        0.3, ge=0, le=1, description="per frame and part: its thin pieces (limbs) dropped"
+    )
 
     @model_validator(mode="after")
     def _check_ranges(self) -> GeneratorConfig:

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.data.base import Split, Tracklet
+from bench.data.synthetic.tracklet import HIDDEN
 from bench.errors import DataError
 
 # Part label -> overlay colour (head, upper body, lower body, shoes).
@@ -58,7 +59,7 @@ def _skeleton(draw: ImageDraw.ImageDraw, kp: np.ndarray) -> None:
             draw.line([tuple(kp[a, :2]), tuple(kp[b, :2])], fill=(255, 255, 255), width=1)
     for x, y, v in kp:
         if v > 0:
-            fill = (255, 0, 255) if v >= 1 else None
+            fill = (255, 0, 255) if v > HIDDEN else None  # visible, or confident
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=fill, outline=(255, 0, 255))
 
 

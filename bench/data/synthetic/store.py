@@ -6,6 +6,7 @@ Layout under the dataset root (see docs/synthetic.md)::
     <root>/<key>/{train,test}/p<pid>_c<cam>_t<k>/frames/000000.png   RGB frames
                                                 /masks/000000.png    part labels 0..4
                                                 /keypoints.npy       (n_frames, 14, 3)
+                                                /estimated/masks/, estimated/keypoints.npy
 
 ``<key>`` = ``v<generator version>-<hash of the options>``. Generation writes into
 ``<root>/.<key>.partial`` under a file lock and renames it to ``<key>`` only once
@@ -33,6 +34,7 @@ from tqdm import tqdm
 from bench.data.synthetic.attributes import PALETTES, PARTS, sharing
 from bench.data.synthetic.cameras import camera
 from bench.data.synthetic.config import GENERATOR_VERSION, GeneratorConfig
+from bench.data.synthetic.estimate import estimate_keypoints, estimate_mask
 from bench.data.synthetic.plan import Plan, make_plan
 from bench.data.synthetic.tracklet import TrackletScene, TrackletSpec
 from bench.errors import DataError
@@ -44,17 +46,29 @@ def frame_name(i: int) -> str:
     return f"{i:06d}.png"
 
 
+ESTIMATED = "estimated"  # sub-folder of a tracklet holding the estimated annotations
+ESTIMATION_STREAM = 13  # purpose id of the estimation model's random stream
+
+
 def write_tracklet(cfg: GeneratorConfig, out: Path, spec: TrackletSpec) -> int:
-    """Render and write one tracklet under ``out``; returns its number of frames."""
+    """Render and write one tracklet under ``out``, its exact annotations and the estimated
+    ones (their own random stream, so the exact files do not depend on the estimation
+    model); returns its number of frames."""
     folder = out / spec.path
-    (folder / "frames").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    keypoints = []
+    for sub in ("frames", "masks", f"{ESTIMATED}/masks"):
+        (folder / sub).mkdir(parents=True)
+    rng = np.random.default_rng([cfg.seed, ESTIMATION_STREAM, spec.index])
+    exact, estimated = [], []
     for i, frame in enumerate(TrackletScene(cfg, spec).frames()):
-        Image.fromarray(frame.image).save(folder / "frames" / frame_name(i), compress_level=1)
-        Image.fromarray(frame.labels).save(folder / "masks" / frame_name(i), compress_level=1)
-        keypoints.append(frame.keypoints)
-    np.save(folder / "keypoints.npy", np.stack(keypoints).astype(np.float32))
+        name = frame_name(i)
+        Image.fromarray(frame.image).save(folder / "frames" / name, compress_level=1)
+        Image.fromarray(frame.labels).save(folder / "masks" / name, compress_level=1)
+        mask = estimate_mask(frame.labels, cfg, rng)
+        Image.fromarray(mask).save(folder / ESTIMATED / "masks" / name, compress_level=1)
+        exact.append(frame.keypoints)
+        estimated.append(estimate_keypoints(frame.keypoints, cfg, rng))
+    np.save(folder / "keypoints.npy", np.stack(exact).astype(np.float32))
+    np.save(folder / ESTIMATED / "keypoints.npy", np.stack(estimated).astype(np.float32))
     return spec.n_frames
 
 
