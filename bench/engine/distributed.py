@@ -119,7 +119,8 @@ def wrap(method: nn.Module, cfg: TrainConfig) -> nn.Module:
         assert converted is method  # the method's own modules are replaced in place
     device = next(method.parameters()).device
     ids = [device] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(method, device_ids=ids)
+    # a method may leave parameters out of a step (a switched-off branch): let DDP find them
+    return nn.parallel.DistributedDataParallel(method, device_ids=ids, find_unused_parameters=True)
 
 
 def _gather(x: torch.Tensor) -> torch.Tensor:

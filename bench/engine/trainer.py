@@ -117,11 +117,13 @@ class Trainer:
         return out
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:
-        """Train from the checkpoint's epoch (or 0) to ``cfg.epochs``, checkpointing each."""
+        """Train from the checkpoint's epoch (or 0) to ``cfg.epochs``, checkpointing each.
+        ``on_epoch`` (logging) runs before the checkpoint is written, so that a kill between
+        the two repeats an epoch's log rather than losing it."""
         start = self.resume()
         for epoch in range(start, self.cfg.epochs):
             logs = self.train_epoch(epoch)
             self.scheduler.step()
-            self._save(epoch + 1)
             if on_epoch is not None:
                 on_epoch(epoch, logs)
+            self._save(epoch + 1)
