@@ -35,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 
 from bench.config import TrainConfig
+from bench.errors import BenchError
 
 T = TypeVar("T")
 #: how long a rank waits for the others (rank 0 scores a cell while the others wait)
@@ -114,10 +115,14 @@ def wrap(method: nn.Module, cfg: TrainConfig) -> nn.Module:
     DistributedDataParallel of it (BatchNorm turned into SyncBatchNorm with ``sync_bn``)."""
     if world() == 1:
         return method
+    device = next(method.parameters()).device
+    if cfg.sync_bn and device.type != "cuda":
+        raise BenchError(
+            f"train.sync_bn: torch's SyncBatchNorm runs on CUDA devices only, not on {device}"
+        )
     if cfg.sync_bn:
         converted = nn.SyncBatchNorm.convert_sync_batchnorm(method)
         assert converted is method  # the method's own modules are replaced in place
-    device = next(method.parameters()).device
     ids = [device] if device.type == "cuda" else None
     # a method may leave parameters out of a step (a switched-off branch): let DDP find them
     return nn.parallel.DistributedDataParallel(method, device_ids=ids, find_unused_parameters=True)
