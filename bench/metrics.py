@@ -45,7 +45,8 @@ def rank_queries(
     order = torch.sort(dist, dim=1, stable=True).indices
     gp, gc = g_pids[order], g_cams[order]
     same_id = gp == q_pids[:, None]
-    junk = (same_id & (gc == q_cams[:, None])) | torch.isin(gp, torch.tensor(protocol.junk_pids))
+    junk_ids = torch.tensor(protocol.junk_pids, device=gp.device)
+    junk = (same_id & (gc == q_cams[:, None])) | torch.isin(gp, junk_ids)
     valid = ~junk
     good = same_id & valid
     pos = valid.cumsum(1)
@@ -77,7 +78,7 @@ def evaluate(
     n = int(ok.sum())
     if n == 0:
         raise ValueError("no query has a valid match in the gallery")
-    ranks = torch.arange(1, CURVE_LEN + 1)
+    ranks = torch.arange(1, CURVE_LEN + 1, device=first.device)
     curve = (first[ok, None] <= ranks[None]).float().mean(0) * 100
     out: dict[str, object] = {f"R{k}": float(curve[k - 1]) for k in RANKS}
     if protocol.report_map:
@@ -89,11 +90,12 @@ def evaluate(
 
 def evaluate_split(dist: torch.Tensor, split: Split) -> dict[str, object]:
     """:func:`evaluate` with identities and cameras taken from a split's query and gallery."""
+    on = {"device": dist.device}  # ranking runs where the distances are
     return evaluate(
         dist,
-        torch.tensor([t.pid for t in split.query]),
-        torch.tensor([t.pid for t in split.gallery]),
-        torch.tensor([t.camid for t in split.query]),
-        torch.tensor([t.camid for t in split.gallery]),
+        torch.tensor([t.pid for t in split.query], **on),
+        torch.tensor([t.pid for t in split.gallery], **on),
+        torch.tensor([t.camid for t in split.query], **on),
+        torch.tensor([t.camid for t in split.gallery], **on),
         split.protocol,
     )
