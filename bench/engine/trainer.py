@@ -14,6 +14,7 @@ from bench.config import TrainConfig
 from bench.engine import checkpoint, distributed
 from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
 from bench.engine.optim import build_optimizer, build_scheduler
+from bench.errors import BenchError
 from bench.method import Method
 
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -121,6 +122,11 @@ class Trainer:
         ``on_epoch`` (logging) runs before the checkpoint is written, so that a kill between
         the two repeats an epoch's log rather than losing it."""
         start = self.resume()
+        if distributed.on_rank0(lambda: start) != start:
+            raise BenchError(
+                f"rank {distributed.rank()} resumes at epoch {start} from {self.ckpt_path}, "
+                "rank 0 at another: every rank must see the same --workdir"
+            )
         for epoch in range(start, self.cfg.epochs):
             logs = self.train_epoch(epoch)
             self.scheduler.step()
