@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def _tracking_option(f):
         default=None,
         help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).",
     )(f)
+
+
+def _device_option(f):
+    return click.option(
+        "--device",
+        default=None,
+        help="auto (first visible GPU, else the CPU) | cpu | cuda | cuda:N | mps; "
+        "default: the suite's defaults.runtime.device (auto).",
+    )(f)
+
+
+def _with_device(overrides: tuple[str, ...], device: str | None) -> tuple[str, ...]:
+    """The overrides, plus the --device choice as defaults.runtime.device."""
+    return (*overrides, f"defaults.runtime.device={device}") if device else overrides
 
 
 def _suite_options(f):
@@ -52,6 +67,25 @@ def _suite_options(f):
     )(f)
 
 
+def _spawn_ranks(n: int, suite_name: str, params: dict) -> int:
+    """``bench run`` again in n processes (the ranks of DDP), after creating the MLflow store
+    and the experiment here, so that no rank runs migrations; returns their exit code."""
+    from bench.engine.distributed import spawn
+    from bench.tracking import client, experiment_id, tracking_uri
+
+    uri = tracking_uri(params["tracking_uri"])
+    experiment_id(client(uri), suite_name)
+    args = ["run", params["suite_file"], "--tracking-uri", uri, "--workdir", params["workdir"]]
+    args += [a for o in params["overrides"] for a in ("-o", o)]
+    args += [a for o in params["override_files"] for a in ("-O", o)]
+    args += [a for m in params["only"] for a in ("-m", m)]
+    for flag in ("force", "no_report"):
+        args += [f"--{flag.replace('_', '-')}"] if params[flag] else []
+    for key in ("data_root", "device"):
+        args += [f"--{key.replace('_', '-')}", params[key]] if params[key] else []
+    return spawn(n, args)
+
+
 class BenchGroup(click.Group):
     """Turns a user error (BenchError) into one clear message and exit code 1."""
 
@@ -83,6 +117,14 @@ def cli(verbose: bool) -> None:
 @click.option(
     "-m", "--method", "only", multiple=True, help="Run only these of the suite's methods."
 )
+@_device_option
+@click.option(
+    "--ddp",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Train each cell in N local processes with DistributedDataParallel (one per GPU).",
+)
 def run(
     suite_file,
     overrides,
@@ -94,12 +136,14 @@ def run(
     force,
     no_report,
     only,
+    device,
+    ddp,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
     from bench.runner import print_grid, run_suite
     from bench.suite import load_suite
 
-    suite = load_suite(suite_file, overrides, override_files)
+    suite = load_suite(suite_file, _with_device(overrides, device), override_files)
     unknown = set(only) - set(suite.spec.methods)
     if unknown:
         raise click.BadParameter(
@@ -109,6 +153,8 @@ def run(
     if dry_run:
         print_grid(suite, cells)
         return
+    if ddp > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(_spawn_ranks(ddp, suite.name, click.get_current_context().params))
     run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
 
 
@@ -137,6 +183,7 @@ def report(table, suite_name, dataset, out, tracking_uri) -> None:
 )
 @_suite_options
 @_tracking_option
+@_device_option
 @click.option(
     "--storage",
     default="sqlite:///optuna.db",
@@ -165,6 +212,7 @@ def tune(
     study_name,
     val_fraction,
     out,
+    device,
 ) -> None:
     """Search METHOD's hyper-parameters with Optuna on a validation split of training ids."""
     from bench.runner import run_tune
@@ -173,7 +221,7 @@ def tune(
         method,
         trials,
         suite_file,
-        overrides,
+        _with_device(overrides, device),
         override_files,
         data_root,
         Path(workdir),
@@ -198,3 +246,7 @@ def main() -> None:
 
 
 cli.add_command(data)
+
+
+if __name__ == "__main__":
+    main()

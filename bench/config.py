@@ -50,7 +50,11 @@ class DataConfig(Section):
     k: int = Field(4, ge=2, description="tracklets per identity per batch (K)")
     flip: float = Field(0.5, ge=0, le=1, description="probability of a clip-level h-flip")
     erasing: float = Field(0.5, ge=0, le=1, description="probability of clip-level erasing")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    workers: int | None = Field(
+        None,
+        ge=0,
+        description="DataLoader workers (None: min(8, CPUs) on a GPU, 0 on the CPU)",
+    )
     cache_frames: bool = Field(True, description="keep decoded, resized frames in memory")
     crop: float = Field(0.0, ge=0, le=1, description="probability of a clip-level random crop")
     crop_pad: int = Field(10, ge=0, description="random crop: pixels padded on each side")
@@ -69,6 +73,15 @@ class TrainConfig(Section):
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap batches per epoch")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="training ids held out (tune)")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of training and evaluation (fp16 uses a GradScaler)"
+    )
+    channels_last: bool = Field(False, description="channels-last frames and weights")
+    compile: bool = Field(False, description="torch.compile the method's modules")
+    mining: Literal["local", "global"] = Field(
+        "local", description="DDP: loss per rank's batch, or over the batch of all ranks"
+    )
+    sync_bn: bool = Field(False, description="DDP: SyncBatchNorm over all ranks")
 
 
 class RerankConfig(Section):
@@ -100,6 +113,16 @@ class EvalConfig(Section):
     )
 
 
+class RuntimeConfig(Section):
+    """Where a cell runs; none of it is part of the config hash."""
+
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+        description="auto (first visible GPU, else the CPU) | cpu | cuda | cuda:N | mps",
+    )
+
+
 class Defaults(Section):
     """Shared settings of every cell; a method or variant override may patch any of them."""
 
@@ -107,6 +130,7 @@ class Defaults(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
 
 SECTIONS = tuple(Defaults.model_fields)

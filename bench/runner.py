@@ -8,6 +8,7 @@ import click
 from tabulate import tabulate
 from tqdm.auto import tqdm
 
+from bench.engine import distributed
 from bench.engine.cell import RunOptions, run_cell
 from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
@@ -37,20 +38,24 @@ def run_suite(
     force: bool,
     report: bool = True,
 ) -> None:
-    """Run the grid cell by cell; finished cells are skipped, interrupted ones resume."""
-    mlf = client(uri)
-    exp_id = experiment_id(mlf, suite.name)
+    """Run the grid cell by cell; finished cells are skipped, interrupted ones resume.
+    Under DDP every rank runs the grid and rank 0 alone opens the MLflow store."""
+    lead = distributed.is_rank0()
+    mlf = client(uri) if lead else None
+    exp_id = experiment_id(mlf, suite.name) if lead else None
     opts = RunOptions(workdir=workdir, data_root=data_root, force=force)
-    bar = tqdm(cells, desc=f"suite {suite.name}", unit="cell", dynamic_ncols=True)
+    bar = tqdm(cells, desc=f"suite {suite.name}", unit="cell", dynamic_ncols=True, disable=not lead)
     for cell in bar:
         bar.set_postfix_str(cell.label)
         result = run_cell(mlf, exp_id, cell, opts)
+        if not lead:
+            continue
         m = result.metrics
         summary = f"R1 {m.get('R1', float('nan')):.1f}"
         if "mAP" in m:
             summary += f"  mAP {m['mAP']:.1f}"
         tqdm.write(f"{result.status:>8}  {cell.label}  {summary}")
-    if report:
+    if report and lead:
         make_reports(uri, suite.name, None, Path("reports"), print_table=True)
 
 

@@ -174,6 +174,7 @@ class Cell:
         """The resolved config without settings that cannot change the numbers."""
         cfg = self.resolved()
         cfg["dataset"].pop("root", None)
+        cfg.pop("runtime", None)
         for section, key in NON_RESULT_KEYS:
             cfg[section].pop(key, None)
         return cfg

@@ -133,14 +133,16 @@ class StripeDivision(nn.Module):
         return bands.reshape(b, t, d, self.parts).transpose(2, 3), None
 
 
-def structure_mask(frames: int, parts: int, relations: str) -> torch.Tensor:
+def structure_mask(
+    frames: int, parts: int, relations: str, device: torch.device | None = None
+) -> torch.Tensor:
     """The structural support of R (eq. 3), self-relations excluded: (TN, TN) bool.
 
     Row i = t * N + n relates part n of frame t to the other parts of frame t (spatial) and
     to part n of the other frames (temporal): N + T - 2 entries for spatio-temporal.
     """
-    t = torch.arange(frames).repeat_interleave(parts)
-    n = torch.arange(parts).repeat(frames)
+    t = torch.arange(frames, device=device).repeat_interleave(parts)
+    n = torch.arange(parts, device=device).repeat(frames)
     same_t, same_n = t[:, None] == t[None], n[:, None] == n[None]
     spatial, temporal = same_t & ~same_n, same_n & ~same_t
     supports = {"spatial": spatial, "temporal": temporal, "spatio-temporal": spatial | temporal}
@@ -209,7 +211,7 @@ class STIAU(nn.Module):
             temporal = self.relation(parts.transpose(1, 2), u).permute(0, 2, 1, 3)[..., None]
             same_frame = torch.eye(t, dtype=torch.bool, device=parts.device)[:, None, :, None]
             logits = torch.where(same_frame, logits, temporal)
-        support = structure_mask(t, n, self.relations).to(parts.device)
+        support = structure_mask(t, n, self.relations, parts.device)
         return masked_softmax(logits.reshape(b, t * n, t * n), support)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterator, Sequence
 
@@ -13,6 +14,7 @@ from bench.data.base import Tracklet
 from bench.data.frames import FrameReader
 from bench.data.sampling import PKSampler, clip_indices, eval_clips
 from bench.data.transforms import augment_clip, normalize
+from bench.errors import BenchError
 
 
 def relabel(tracks: Sequence[Tracklet]) -> list[int]:
@@ -23,21 +25,56 @@ def relabel(tracks: Sequence[Tracklet]) -> list[int]:
 
 class SeededPKSampler(Sampler[tuple[int, int]]):
     """A PK sampler that pairs every tracklet index with the seed of its clip's randomness,
-    so that sampling and augmentation are the same with any number of workers and on resume."""
+    so that sampling and augmentation are the same with any number of workers and on resume.
 
-    def __init__(self, pk: PKSampler):
-        self.pk = pk
+    Distributed (``world`` > 1): every P x K batch of the single-process stream is cut into
+    ``world`` slices of P / world identities x K, and rank ``rank`` takes its slice, with the
+    same clip seeds. The ranks see different identities, the same number of steps per epoch,
+    and together exactly the batches (and augmentations) of one process.
+    """
+
+    def __init__(self, pk: PKSampler, rank: int = 0, world: int = 1):
+        if pk.p % world:
+            raise BenchError(
+                f"data.p={pk.p} identities per batch cannot be split evenly over {world} "
+                "processes; make data.p a multiple of the number of processes"
+            )
+        self.pk, self.rank, self.world = pk, rank, world
+        self.per_rank = pk.p * pk.k // world
 
     def set_epoch(self, epoch: int) -> None:
         self.pk.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         rng = random.Random(self.pk.seed * 7_919 + self.pk.epoch)
-        for i in self.pk:
-            yield i, rng.randrange(2**31)
+        batch = self.pk.p * self.pk.k
+        for j, i in enumerate(self.pk):
+            seed = rng.randrange(2**31)
+            if (j % batch) // self.per_rank == self.rank:
+                yield i, seed
 
     def __len__(self) -> int:
-        return len(self.pk)
+        return len(self.pk) // self.world
+
+
+def loader_workers(configured: int | None, device: torch.device | None) -> int:
+    """DataLoader workers: the configured number, else min(8, CPUs) when a GPU trains (the
+    CPUs decode while it computes) and 0 on the CPU (the CPU that decodes is the one that
+    trains)."""
+    if configured is not None:
+        return configured
+    if device is not None and device.type in ("cuda", "mps"):
+        return min(8, len(os.sched_getaffinity(0)))
+    return 0
+
+
+def _transfer_options(workers: int, device: torch.device | None) -> dict:
+    """Worker count, pinned memory (for non-blocking copies to CUDA), persistent workers."""
+    return {
+        "num_workers": workers,
+        "pin_memory": device is not None and device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
 
 
 class TrainClips(Dataset):
@@ -99,16 +136,22 @@ class EvalClips(Dataset):
         return sample
 
 
-def train_loader(tracks: list[Tracklet], cfg: DataConfig, aux: frozenset[str], seed: int):
-    """(DataLoader of P x K batches, its sampler: call ``set_epoch`` before each epoch)."""
+def train_loader(
+    tracks: list[Tracklet],
+    cfg: DataConfig,
+    aux: frozenset[str],
+    seed: int,
+    device: torch.device | None = None,
+    rank: int = 0,
+    world: int = 1,
+):
+    """(DataLoader of P x K batches — this rank's slice of them —, its sampler: call
+    ``set_epoch`` before each epoch). ``device`` sets the worker count and pinned memory."""
     data = TrainClips(tracks, cfg, aux)
-    sampler = SeededPKSampler(PKSampler(data.labels, cfg.p, cfg.k, seed))
+    sampler = SeededPKSampler(PKSampler(data.labels, cfg.p, cfg.k, seed), rank, world)
+    workers = loader_workers(cfg.workers, device)
     loader = DataLoader(
-        data,
-        batch_size=cfg.p * cfg.k,
-        sampler=sampler,
-        num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
+        data, batch_size=sampler.per_rank, sampler=sampler, **_transfer_options(workers, device)
     )
     return loader, sampler
 
@@ -119,13 +162,17 @@ def eval_loader(
     ev: EvalConfig,
     aux: frozenset[str],
     length: int | None = None,
+    device: torch.device | None = None,
 ) -> DataLoader:
     """Clips of all test tracklets, batched ``ev.batch_size`` at a time, in order.
 
-    ``length`` overrides ``ev.clip_len``; 0 = whole tracklets, one per batch.
+    ``length`` overrides ``ev.clip_len``; 0 = whole tracklets, one per batch. ``device`` sets
+    the worker count and pinned memory.
     """
     length = (ev.clip_len or data.seq_len) if length is None else length
     stride = ev.clip_stride or max(length, 1)
     clips = EvalClips(tracks, data, length, stride, aux, ev.max_frames)
     batch = ev.batch_size if length else 1
-    return DataLoader(clips, batch_size=batch, num_workers=data.workers)
+    workers = loader_workers(data.workers, device)
+    options = {**_transfer_options(workers, device), "persistent_workers": False}
+    return DataLoader(clips, batch_size=batch, **options)

@@ -22,6 +22,8 @@ import yaml
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
+from bench.engine import distributed
+from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
 from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
@@ -111,6 +113,35 @@ def finished_run(mlf, exp_id: str, cell: Cell):
     return runs[0] if runs else None
 
 
+def placement(cell: Cell) -> Placement:
+    """Device (``runtime.device``; this rank's GPU under DDP), precision and memory format."""
+    train = cell.sections.train
+    device = resolve_device(cell.sections.runtime.device, distributed.local_rank())
+    return Placement(device, train.precision, train.channels_last)
+
+
+def placement_tags(where: Placement) -> dict[str, str]:
+    return {
+        "device": str(where.device),
+        "device_name": device_name(where.device),
+        "world_size": str(distributed.world()),
+    }
+
+
+def _skip_decision(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str, dict] | None:
+    """(run id, metrics) of this cell's finished run, if any and not forced (rank 0 asks)."""
+    done = None if opts.force else finished_run(mlf, exp_id, cell)
+    return None if done is None else (done.info.run_id, dict(done.data.metrics))
+
+
+def _open_run(mlf, exp_id: str, cell: Cell, opts: RunOptions, tags: dict) -> tuple[str, bool]:
+    """Start or resume the cell's MLflow run and tag it (rank 0 only)."""
+    run_id, resumed = _start_run(mlf, exp_id, cell, opts)
+    for key, value in tags.items():
+        mlf.set_tag(run_id, key, value)
+    return run_id, resumed
+
+
 def prepare_split(cell: Cell, opts: RunOptions) -> tuple[Split, frozenset[str]]:
     """Load (or generate) the data of a cell; carve a validation split when asked to."""
     dataset = build_dataset(cell.dataset, cell.dataset_options, opts.data_root)
@@ -190,22 +221,26 @@ def run_cell(
     mlf, exp_id: str, cell: Cell, opts: RunOptions, on_epoch: EvalHook | None = None
 ) -> CellResult:
     """Train and evaluate a cell (or skip it if finished); see the module docstring."""
-    done = None if opts.force else finished_run(mlf, exp_id, cell)
+    where = placement(cell)
+    distributed.init_from_env(where.device)
+    done = distributed.on_rank0(lambda: _skip_decision(mlf, exp_id, cell, opts))
     if done is not None:
-        return CellResult(cell, done.info.run_id, "skipped", dict(done.data.metrics))
-    split, available = prepare_split(cell, opts)
+        return CellResult(cell, done[0], "skipped", done[1])
+    split, available = distributed.rank0_first(lambda: prepare_split(cell, opts))
     method, aux, notes = build_method(cell, split, available)
-    run_id, resumed = _start_run(mlf, exp_id, cell, opts)
-    for key, value in {**_tags(cell, opts, notes), "protocol": split.protocol.name}.items():
-        mlf.set_tag(run_id, key, value)
+    place(method, where)
+    tags = {**_tags(cell, opts, notes), "protocol": split.protocol.name, **placement_tags(where)}
+    run_id, resumed = distributed.on_rank0(lambda: _open_run(mlf, exp_id, cell, opts, tags))
     job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch)
     try:
         metrics = train_and_score(job)
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        mlf.set_terminated(run_id, status=status)
+        if distributed.is_rank0():
+            mlf.set_terminated(run_id, status=status)
         raise
-    mlf.set_terminated(run_id, status="FINISHED")
+    if distributed.is_rank0():
+        mlf.set_terminated(run_id, status="FINISHED")
     return CellResult(cell, run_id, "resumed" if resumed else "finished", metrics)
 
 
@@ -225,20 +260,39 @@ def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:
     return None
 
 
+def _reuse_weights(job: Job) -> str | None:
+    """Load the weights of a finished run that trained the same model, if any (rank 0);
+    returns that run's id."""
+    reuse = not job.opts.force and job.on_epoch is None
+    donor = trained_weights(job.mlf, job.exp_id, job.cell) if reuse else None
+    if donor is None:
+        return None
+    job.method.load_state_dict(donor[1])
+    job.mlf.set_tag(job.run_id, "weights_from", donor[0])
+    log.info("%s: test-time variant, weights of run %s", job.cell.label, donor[0])
+    return donor[0]
+
+
 def train(job: Job) -> bool:
     """Train the method (from its checkpoint if any), or load the weights of a run that
     trained the same model; True if it trained."""
-    reuse = not job.opts.force and job.on_epoch is None
-    donor = trained_weights(job.mlf, job.exp_id, job.cell) if reuse else None
-    if donor is not None:
-        job.method.load_state_dict(donor[1])
-        job.mlf.set_tag(job.run_id, "weights_from", donor[0])
-        log.info("%s: test-time variant, weights of run %s", job.cell.label, donor[0])
+    if distributed.on_rank0(lambda: _reuse_weights(job)) is not None:
         return False
     sections = job.cell.sections
-    loader, _ = train_loader(job.split.train, sections.data, job.aux, job.cell.seed)
+    distributed.seed_rank(job.cell.seed)
+    loader, _ = train_loader(
+        job.split.train,
+        sections.data,
+        job.aux,
+        job.cell.seed,
+        device=placement_of(job.method).device,
+        rank=distributed.rank(),
+        world=distributed.world(),
+    )
 
     def epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        if not distributed.is_rank0():
+            return
         log_metrics(job.mlf, job.run_id, logs, step=epoch)
         if job.on_epoch is not None:
             job.on_epoch(epoch, job.score)
@@ -253,6 +307,8 @@ def train_and_score(job: Job) -> dict[str, float]:
     start = time.perf_counter()
     trained = train(job)
     train_s = time.perf_counter() - start
+    if not distributed.is_rank0():
+        return {}  # rank 0 scores and logs
     result = job.score()
     grid = sequence_length_grid(job.method, job.split, s.data, s.eval, job.aux)
     metrics = final_metrics(result, grid)

@@ -21,4 +21,4 @@ def load(path: Path) -> dict[str, Any] | None:
     """The saved state, or None if there is no checkpoint."""
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 from bench.config import DataConfig, EvalConfig
 from bench.data.base import Split, Tracklet
 from bench.data.loader import eval_loader
+from bench.engine.device import autocast, float32, placement_of, to_device
 from bench.method import Embedding, Method
 from bench.metrics import split_ids
 from bench.streaming import evaluate_features
@@ -23,14 +24,18 @@ def extract(
     length: int | None = None,
     desc: str = "features",
 ) -> Embedding:
-    """One embedding per tracklet from clips covering all its frames (``method.aggregate``)."""
+    """One embedding per tracklet from clips covering all its frames (``method.aggregate``),
+    on the method's device, under its training precision's autocast (kept in float32)."""
     method.eval()
-    loader = eval_loader(tracks, data, ev, aux, length)
+    where = placement_of(method)
+    loader = eval_loader(tracks, data, ev, aux, length, where.device)
     parts: list[Embedding] = []
     owners = []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
+        batch = to_device(batch, where.device)
         extra = {k: batch[k] for k in aux if k in batch}
-        parts.append(method.embed(batch["clips"], extra))
+        with autocast(where):
+            parts.append(float32(method.embed(batch["clips"], extra)))
         owners.append(batch["owner"])
     clips = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     return method.aggregate(clips, torch.cat(owners), len(tracks), ev.clip_norm)

@@ -11,20 +11,29 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bench.config import TrainConfig
-from bench.engine import checkpoint
+from bench.engine import checkpoint, distributed
+from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
 from bench.engine.optim import build_optimizer, build_scheduler
+from bench.errors import BenchError
 from bench.method import Method
 
 EpochHook = Callable[[int, dict[str, float]], None]
 
 
 class Trainer:
-    """Trains a method; ``fit`` resumes from ``ckpt_path`` if a checkpoint is there."""
+    """Trains a method on the device :func:`bench.engine.device.place` put it on; ``fit``
+    resumes from ``ckpt_path`` if a checkpoint is there. Under DDP every rank trains and
+    rank 0 alone writes the checkpoint."""
 
     def __init__(self, method: Method, loader: DataLoader, cfg: TrainConfig, ckpt_path: Path):
         self.method, self.loader, self.cfg, self.ckpt_path = method, loader, cfg, ckpt_path
+        self.placement = placement_of(method)
         self.optimizer = build_optimizer(method, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.scaler = grad_scaler(self.placement)
+        self.model = distributed.wrap(method, cfg)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
 
     def resume(self) -> int:
         """Load the checkpoint if any; return the first epoch still to run."""
@@ -34,10 +43,17 @@ class Trainer:
         self.method.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        if "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        states = state.get("rng_ranks", [state["rng"]])
+        if len(states) == distributed.world():
+            torch.set_rng_state(states[distributed.rank()])
         return state["epoch"]
 
     def _save(self, next_epoch: int) -> None:
+        states = distributed.rng_states()  # collective: every rank takes part
+        if not distributed.is_rank0():
+            return
         checkpoint.save(
             self.ckpt_path,
             {
@@ -45,15 +61,36 @@ class Trainer:
                 "model": self.method.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
+                "scaler": self.scaler.state_dict(),
+                "rng": states[0],
+                "rng_ranks": states,
             },
         )
+
+    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+        """One optimisation step on a batch: forward under autocast, the method's loss in
+        float32 (over all ranks' outputs with ``mining: global``), scaled backward; returns
+        the detached loss terms and their ``total``."""
+        batch = to_device(batch, self.placement.device)
+        with autocast(self.placement):
+            outputs = self.model(batch)
+        outputs = float32(outputs)
+        pooled = self.cfg.mining == "global" and distributed.world() > 1
+        if pooled:
+            outputs, batch = distributed.gather_for_loss(outputs, batch)
+        terms = self.method.loss(outputs, batch)
+        total = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(distributed.global_loss(total) if pooled else total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {**{k: v.detach() for k, v in terms.items()}, "total": total.detach()}
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the identities; returns the mean of each loss term and the lr."""
         self.method.train()
         self.loader.sampler.set_epoch(epoch)
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = defaultdict(float)
         steps = len(self.loader)
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
@@ -63,31 +100,36 @@ class Trainer:
             unit="step",
             leave=False,
             dynamic_ncols=True,
+            disable=not distributed.is_rank0(),
         )
         for step, batch in enumerate(self.loader):
             if step >= steps:
                 break
-            terms = self.method.loss(self.method(batch), batch)
-            total = sum(terms.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            self.optimizer.step()
+            terms = self.step(batch)
             for name, value in terms.items():
-                sums[name] += float(value.detach())
-            sums["total"] += float(total.detach())
-            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+                sums[name] = sums[name] + value
+            if step % 10 == 0:  # reading the loss waits for the device: not every step
+                bar.set_postfix(loss=f"{float(terms['total']):.3f}")
             bar.update()
         bar.close()
-        out = {f"loss/{k}": v / max(steps, 1) for k, v in sums.items()}
+        means = distributed.mean_over_ranks({k: v / max(steps, 1) for k, v in sums.items()})
+        out = {f"loss/{k}": float(v) for k, v in means.items()}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         return out
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:
-        """Train from the checkpoint's epoch (or 0) to ``cfg.epochs``, checkpointing each."""
+        """Train from the checkpoint's epoch (or 0) to ``cfg.epochs``, checkpointing each.
+        ``on_epoch`` (logging) runs before the checkpoint is written, so that a kill between
+        the two repeats an epoch's log rather than losing it."""
         start = self.resume()
+        if distributed.on_rank0(lambda: start) != start:
+            raise BenchError(
+                f"rank {distributed.rank()} resumes at epoch {start} from {self.ckpt_path}, "
+                "rank 0 at another: every rank must see the same --workdir"
+            )
         for epoch in range(start, self.cfg.epochs):
             logs = self.train_epoch(epoch)
             self.scheduler.step()
-            self._save(epoch + 1)
             if on_epoch is not None:
                 on_epoch(epoch, logs)
+            self._save(epoch + 1)

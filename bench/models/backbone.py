@@ -95,8 +95,11 @@ class Backbone(nn.Module):
     """A timm CNN as stem + 4 stages.
 
     ``forward(x, start, stop)`` runs stages ``start`` .. ``stop`` (0 = stem) on
-    x: (B, T, C, H, W) and returns (B, T, C', H', W').
+    x: (B, T, C, H, W) and returns (B, T, C', H', W'). With ``channels_last`` (set by
+    :func:`bench.engine.device.place`) the (B*T, C, H, W) frames run in channels-last memory.
     """
+
+    channels_last: bool = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -142,7 +145,8 @@ class Backbone(nn.Module):
         """Spatial size (h, w) of stage ``stage``'s output for a height x width input."""
         was_training = self.training
         self.eval()
-        out = self(torch.zeros(1, 1, 3, height, width), 0, stage)
+        probe = next(self.parameters())
+        out = self(probe.new_zeros(1, 1, 3, height, width), 0, stage)
         self.train(was_training)
         return out.shape[-2], out.shape[-1]
 
@@ -150,6 +154,8 @@ class Backbone(nn.Module):
         """x: (B, T, C, H, W) -> features of stage ``stop``: (B, T, C', H', W')."""
         b, t = x.shape[:2]
         y = x.flatten(0, 1)
+        if self.channels_last:
+            y = y.contiguous(memory_format=torch.channels_last)
         for k in range(start, stop + 1):
             y = self.stages[k](y, t)
         return y.reshape(b, t, *y.shape[1:])

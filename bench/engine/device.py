@@ -1,0 +1,121 @@
+"""Where a cell's tensors live and in which precision they are computed.
+
+- :func:`resolve_device` turns ``auto | cpu | cuda | cuda:N | mps`` into a ``torch.device``;
+- :class:`Placement` (device, precision, channels-last) is attached to a method by
+  :func:`place`, so that the trainer and the evaluator read one record;
+- :func:`to_device` moves every tensor of a batch (clips, pids, camids, part masks,
+  keypoints), non-blocking from pinned memory on CUDA;
+- :func:`autocast` is the autocast context of a precision (a no-op for fp32), and
+  :func:`grad_scaler` the GradScaler that fp16 needs (disabled otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` = the first visible GPU (``cuda:LOCAL_RANK`` under DDP), else the CPU.
+
+    A requested accelerator that is not there is a BenchError naming the setting.
+    """
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BenchError(f"runtime.device '{spec}': CUDA is not available on this machine")
+        index = device.index if device.index is not None else (local_rank or 0)
+        if index >= torch.cuda.device_count():
+            raise BenchError(
+                f"runtime.device '{spec}': GPU {index} requested, "
+                f"{torch.cuda.device_count()} visible"
+            )
+        return torch.device("cuda", index)
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise BenchError(f"runtime.device '{spec}': MPS is not available on this machine")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name (e.g. 'NVIDIA H100 80GB HBM3'), or the device type."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device = torch.device("cpu")
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.precision]
+
+
+def place(method: nn.Module, placement: Placement) -> nn.Module:
+    """Move ``method`` to the device (channels-last weights if asked) and attach ``placement``.
+
+    Channels-last frames: every :class:`bench.models.backbone.Backbone` turns the
+    (B*T, C, H, W) frames it sees into channels-last memory.
+    """
+    from bench.models.backbone import Backbone
+
+    method.to(placement.device)
+    if placement.channels_last:
+        method.to(memory_format=torch.channels_last)
+    for module in method.modules():
+        if isinstance(module, Backbone):
+            module.channels_last = placement.channels_last
+    method.placement = placement
+    return method
+
+
+def placement_of(method: nn.Module) -> Placement:
+    """The placement :func:`place` attached (the CPU in fp32 for a method never placed)."""
+    return getattr(method, "placement", None) or Placement()
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Every tensor of a batch on ``device`` (non-blocking: the loader pins memory on CUDA)."""
+    non_blocking = device.type == "cuda"
+    return {
+        k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def autocast(placement: Placement):
+    """The autocast context of the placement's precision; fp32 runs without autocast."""
+    if placement.precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(placement.device.type, dtype=placement.dtype)
+
+
+def grad_scaler(placement: Placement) -> torch.amp.GradScaler:
+    """A GradScaler for fp16 (loss scaling against underflow); disabled for fp32 and bf16."""
+    enabled = placement.precision == "fp16"
+    return torch.amp.GradScaler(placement.device.type, enabled=enabled)
+
+
+def float32(tree: Any) -> Any:
+    """Floating tensors of a (nested) dict/list/tuple cast to float32: losses, metrics and
+    averaging run in full precision whatever the autocast dtype of the forward pass."""
+    if isinstance(tree, torch.Tensor):
+        return tree.float() if tree.is_floating_point() else tree
+    if isinstance(tree, dict):
+        return {k: float32(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(float32(v) for v in tree)
+    return tree

@@ -1,0 +1,82 @@
+"""Every method end to end through the real CLI in bf16 autocast on the CPU; torch.compile."""
+
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from test_cli_e2e import TINY, invoke
+
+from bench.config import TrainConfig
+from bench.data.loader import train_loader
+from bench.engine.cell import RunOptions, build_method, prepare_split
+from bench.engine.device import Placement, place
+from bench.engine.trainer import Trainer
+from bench.suite import load_suite
+from bench.tracking import client, experiment_id
+
+METHODS = ["baseline", "iaunet", "stal", "rgsa-rgtr"]
+
+
+@pytest.mark.slow
+def test_every_method_runs_in_bf16_on_the_cpu(in_tmp):
+    suite = {**TINY, "methods": METHODS, "ablations": {}, "seeds": [0]}
+    (in_tmp / "tiny.yaml").write_text(yaml.safe_dump(suite))
+    invoke("run", "tiny.yaml", "--no-report", "--device", "cpu", "-o", "train.precision=bf16")
+    mlf = client()
+    runs = mlf.search_runs([experiment_id(mlf, "tiny")])
+    assert sorted(r.data.tags["method"] for r in runs) == sorted(METHODS)
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        assert run.data.params["train.precision"] == "bf16"
+        assert run.data.tags["device"] == "cpu"
+        metrics = run.data.metrics
+        assert 0 <= metrics["mAP"] <= 100 and math.isfinite(metrics["loss/total"])
+
+
+def test_gpu_check_without_cuda_reports_and_exits_0():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present: the check itself runs instead")
+    out = subprocess.run(
+        [sys.executable, "benchmarks/gpu_check.py"], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert "no CUDA device" in out.stdout
+
+
+def compile_problem() -> str | None:
+    if not torch._dynamo.is_dynamo_supported():
+        return "torch.compile is not supported on this Python/platform"
+    if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
+        return "no C compiler for inductor's CPU kernels"
+    return None
+
+
+def first_losses(in_tmp, compiled: bool) -> tuple[Trainer, dict]:
+    suite = {**TINY, "seeds": [0], "ablations": {}}
+    suite["defaults"] = {**TINY["defaults"], "model": {"backbone": "resnet10t"}}
+    (in_tmp / "tiny.yaml").write_text(yaml.safe_dump(suite))
+    (cell,) = load_suite(in_tmp / "tiny.yaml").cells()
+    split, available = prepare_split(cell, RunOptions())
+    method, aux, _ = build_method(cell, split, available)
+    place(method, Placement())
+    loader, sampler = train_loader(split.train, cell.sections.data, aux, 0)
+    batch = next(iter(loader))
+    trainer = Trainer(method, loader, TrainConfig(compile=compiled), in_tmp / "c.pt")
+    method.eval()  # no BN updates, no dropout: the two runs see the same function
+    return trainer, trainer.step(batch)
+
+
+@pytest.mark.slow
+def test_compile_trains_the_baseline_like_eager(in_tmp):
+    problem = compile_problem()
+    if problem:
+        pytest.skip(problem)
+    eager, want = first_losses(in_tmp, compiled=False)
+    compiled, got = first_losses(in_tmp, compiled=True)
+    assert isinstance(compiled.model, torch._dynamo.eval_frame.OptimizedModule)
+    for name, value in want.items():
+        torch.testing.assert_close(got[name], value, rtol=1e-4, atol=1e-5)
