@@ -65,7 +65,8 @@ def evaluate(
     chunk: int = 256,
 ) -> dict[str, object]:
     """CMC/mAP in percent: {'R1', 'R5', 'R10', 'R20', 'mAP' (if the protocol reports it),
-    'cmc' (list of CURVE_LEN values), 'queries' (number with a valid match)}."""
+    'cmc' (list of CURVE_LEN values), 'queries' (number with a valid match), 'per_query'
+    ({'first': rank of the first true match, 0 = none; 'ap'}: lists in query order)}."""
     firsts, aps = [], []
     for s in range(0, len(q_pids), chunk):
         sl = slice(s, s + chunk)
@@ -84,6 +85,7 @@ def evaluate(
         out["mAP"] = float(ap[ok].mean() * 100)
     out["cmc"] = curve.tolist()
     out["queries"] = n
+    out["per_query"] = {"first": first.tolist(), "ap": ap.tolist()}
     return out
 
 
