@@ -19,14 +19,19 @@ PER_QUERY = "per_query.csv"
 RANKS = (1, 5, 10, 20)
 
 
-def per_query_columns(result: dict) -> dict[str, list]:
+def per_query_columns(result: dict, prefix: str = "") -> dict[str, list]:
     """``{'first': [...], 'ap': [...], 'rerank.first': [...], ...}`` from an evaluation result
-    holding ``per_query`` (and ``<prefix>.per_query``) entries."""
+    holding ``per_query`` entries: at the top, as ``<name>.per_query``, or inside a nested
+    result such as ``result['rerank']``."""
     columns: dict[str, list] = {}
     for key, value in result.items():
-        if key == "per_query" or (key.endswith(".per_query") and isinstance(value, dict)):
-            prefix = key.removesuffix("per_query")
-            columns.update({f"{prefix}{name}": list(v) for name, v in value.items() if v})
+        if not isinstance(value, dict):
+            continue
+        if key == "per_query" or key.endswith(".per_query"):
+            name = prefix + key.removesuffix("per_query")
+            columns.update({f"{name}{col}": list(v) for col, v in value.items() if len(v)})
+        elif not prefix:
+            columns.update(per_query_columns(value, f"{key}."))
     return columns
 
 

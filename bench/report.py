@@ -244,11 +244,20 @@ def paper_table(rows: list[Row]) -> Table | None:
     groups: dict[tuple, dict[str, float]] = {}
     for p in paper_numbers():
         if (p.method, p.variant) in rows:
-            key = (p.paper, p.method, p.variant, p.dataset, p.protocol, p.backbone, p.input)
+            key = (
+                p.paper,
+                p.method,
+                p.variant,
+                p.dataset,
+                p.protocol,
+                p.backbone,
+                p.input,
+                p.source,
+            )
             groups.setdefault(key, {})[p.metric] = p.value
     if not groups:
         return None
-    header = ["paper", "method", "variant", "dataset", "protocol", "backbone", "input"]
+    header = ["paper", "method", "variant", "dataset", "protocol", "backbone", "input", "source"]
     body = [
         [*key, *(Value(vals[m]) if m in vals else None for m in PAPER_METRICS)]
         for key, vals in sorted(groups.items())

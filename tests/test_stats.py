@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench.per_query import query_values, read_per_query, write_per_query
+from bench.per_query import per_query_columns, query_values, read_per_query, write_per_query
 from bench.stats import bootstrap_differences, compare, split_data
 
 
@@ -100,7 +100,10 @@ def test_per_query_csv_round_trip(tmp_path):
     result = {
         "per_query": {"first": [1, 0, 4], "ap": [1.0, 0.0, 0.25]},
         "rerank.per_query": {"first": [2, 0, 1], "ap": [0.5, 0.0, 1.0], "inp": [0.5, 0, 1]},
+        "R1": 33.3,
     }
+    nested = {"per_query": result["per_query"], "rerank": {"per_query": result["rerank.per_query"]}}
+    assert per_query_columns(nested) == per_query_columns(result)
     write_per_query(tmp_path / "pq.csv", result, query)
     cols = read_per_query(tmp_path / "pq.csv")
     assert cols["pid"].tolist() == [3, 3, 8] and cols["camid"].tolist() == [0, 1, 0]
