@@ -93,31 +93,55 @@ def point_difference(splits: list[SplitData]) -> float:
     return float(np.mean([(s.diff.sum(1) / s.counts.sum()).mean() for s in splits]) * 100)
 
 
-def bootstrap_differences(
+def resample_weights(
     splits: list[SplitData], n_boot: int = N_BOOT, seed: int = 0
-) -> np.ndarray:
-    """(n_boot,) resampled B - A (points), identities and seeds resampled per split."""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per split: how often each identity (n_boot, I) and each seed (n_boot, S) is drawn."""
     rng = np.random.default_rng(seed)
-    total = np.zeros(n_boot)
+    out = []
     for s in splits:
         n_seeds, n_ids = s.diff.shape
-        w_ids = rng.multinomial(n_ids, np.full(n_ids, 1 / n_ids), size=n_boot).astype(float)
-        w_seeds = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot)
+        out.append((_counts(rng, n_boot, n_ids), _counts(rng, n_boot, n_seeds)))
+    return out
+
+
+def _counts(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
+    """(n_boot, n) counts of n draws with replacement from n items."""
+    draws = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def bootstrap_differences(
+    splits: list[SplitData], n_boot: int = N_BOOT, seed: int = 0, weights: list | None = None
+) -> np.ndarray:
+    """(n_boot,) resampled B - A (points), identities and seeds resampled per split (pass
+    ``weights`` from :func:`resample_weights` to apply one resample to several metrics)."""
+    weights = weights or resample_weights(splits, n_boot, seed)
+    total = np.zeros(len(weights[0][0]))
+    for s, (w_ids, w_seeds) in zip(splits, weights, strict=True):
         per_seed = (w_ids @ s.diff.T) / (w_ids @ s.counts)[:, None]  # (n_boot, S)
-        total += (per_seed * w_seeds).sum(1) / n_seeds
+        total += (per_seed * w_seeds).sum(1) / s.diff.shape[0]
     return total / len(splits) * 100
 
 
-def permutation_pvalue(splits: list[SplitData], n_perm: int = N_PERM, seed: int = 0) -> float:
+def random_signs(n_ids: int, n_perm: int = N_PERM, seed: int = 0) -> np.ndarray:
+    """(n_perm, n_ids) random signs, one per identity."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, size=(n_perm, n_ids)).astype(float) * 2 - 1
+
+
+def permutation_pvalue(
+    splits: list[SplitData], n_perm: int = N_PERM, seed: int = 0, signs: np.ndarray | None = None
+) -> float:
     """Two-sided sign-flip p-value of B - A, one sign per identity (shared by its seeds)."""
     per_id = np.concatenate(
         [s.diff.mean(0) / s.counts.sum() / len(splits) for s in splits]
     )  # sums to the observed difference (as a fraction)
     observed = abs(per_id.sum())
-    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_perm, len(per_id)))
+    signs = random_signs(len(per_id), n_perm, seed) if signs is None else signs
     flipped = np.abs(signs @ per_id)
     tol = 1e-12 * max(1.0, observed)
-    return float((1 + np.sum(flipped >= observed - tol)) / (1 + n_perm))
+    return float((1 + np.sum(flipped >= observed - tol)) / (1 + len(signs)))
 
 
 def paired_keys(a: RunSet, b: RunSet) -> dict[int, list[int]]:
@@ -141,6 +165,7 @@ def compare(
     no (split, seed))."""
     keys = paired_keys(a, b)
     out = []
+    weights = signs = None
     for metric in metrics:
         splits = [
             split_data([a[(sp, s)] for s in seeds], [b[(sp, s)] for s in seeds], metric)
@@ -148,7 +173,10 @@ def compare(
         ]
         if not splits or any(s is None for s in splits):
             continue
-        boot = bootstrap_differences(splits, n_boot, seed)
+        if weights is None:  # one resample and one set of signs for every metric
+            weights = resample_weights(splits, n_boot, seed)
+            signs = random_signs(sum(len(s.counts) for s in splits), n_perm, seed)
+        boot = bootstrap_differences(splits, weights=weights)
         lo, hi = np.percentile(boot, [2.5, 97.5])
         out.append(
             Difference(
@@ -156,7 +184,7 @@ def compare(
                 point_difference(splits),
                 float(lo),
                 float(hi),
-                permutation_pvalue(splits, n_perm, seed),
+                permutation_pvalue(splits, signs=signs),
                 int(sum(s.counts.sum() for s in splits)),
                 int(sum(len(s.counts) for s in splits)),
                 max(len(v) for v in keys.values()),
