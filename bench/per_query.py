@@ -29,10 +29,15 @@ def per_query_columns(result: dict, prefix: str = "") -> dict[str, list]:
             continue
         if key == "per_query" or key.endswith(".per_query"):
             name = prefix + key.removesuffix("per_query")
-            columns.update({f"{name}{col}": list(v) for col, v in value.items() if len(v)})
+            columns.update({f"{name}{col}": _plain(v) for col, v in value.items() if len(v)})
         elif not prefix:
             columns.update(per_query_columns(value, f"{key}."))
     return columns
+
+
+def _plain(values) -> list:
+    """A list, tensor or array of numbers as a list of Python numbers."""
+    return np.asarray(values.tolist() if hasattr(values, "tolist") else values).tolist()
 
 
 def write_per_query(path: Path, result: dict, query: Sequence) -> None:
@@ -56,7 +61,8 @@ def read_per_query(path: Path) -> dict[str, np.ndarray]:
     out = {}
     for j, name in enumerate(header):
         integer = name in ("query", "pid", "camid") or name.endswith("first")
-        out[name] = np.array([row[j] for row in body], dtype=np.int64 if integer else np.float64)
+        values = np.array([row[j] for row in body], dtype=np.float64)
+        out[name] = values.astype(np.int64) if integer else values
     return out
 
 

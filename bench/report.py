@@ -28,6 +28,8 @@ DEFAULT_REFERENCE: Row = ("baseline", "default")
 def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
     """Finished cell runs (not tuning trials) of one suite, or of every suite, as a frame."""
     df = _search(mlf, suite, dataset, "FINISHED")
+    if df.empty:
+        return df
     # the newest run of a config hash counts (a --force rerun replaces the old one)
     return df.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
 

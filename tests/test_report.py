@@ -7,7 +7,7 @@ import yaml
 from bench.errors import ConfigError
 from bench.papers import METRICS, paper_numbers, parse_groups
 from bench.registry import DATASETS, METHODS
-from bench.report import build_table, failed_table, paper_table, rerank_gains
+from bench.report import build_report, build_table, failed_table, paper_table, rerank_gains
 from bench.stats import Difference
 from bench.tables import Interval, Table, Value, to_html, to_latex, to_markdown
 
@@ -182,3 +182,37 @@ def test_rerank_gain_and_its_figure(tmp_path):
     assert gains == {"baseline": {"R1": (45.0, 50.0), "mAP": (32.0, 39.0)}}
     path = rerank_figure(gains, "re-ranking", tmp_path / "g.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+class NoArtifacts:
+    """An MLflow client stand-in whose runs logged no per-query results."""
+
+    def list_artifacts(self, run_id):
+        return []
+
+
+def report_of(dataset: str, aux: str | None = None):
+    df = runs(
+        [
+            ("baseline", "default", dataset, 0, {"R1": 60.0, "mAP": 40.0}),
+            ("baseline", "default", dataset, 1, {"R1": 62.0, "mAP": 42.0}),
+            ("stal", "default", dataset, 0, {"R1": 70.0, "mAP": 50.0}),
+        ]
+    )
+    df["run_id"] = [f"r{i}" for i in range(len(df))]
+    df["start_time"] = range(len(df))
+    df["tags.protocol"] = "p"
+    if aux:
+        df["tags.aux"] = aux
+    return build_report(NoArtifacts(), df, pd.DataFrame(), "x")
+
+
+def test_real_and_synthetic_reports_place_the_paper_numbers_differently():
+    real = report_of("mars")
+    assert "mars R1 (paper)" in real.results.header and real.papers is None
+    synthetic = report_of("synthetic-video", aux="estimated")
+    assert not any("(paper)" in h for h in synthetic.results.header)
+    assert synthetic.papers is not None and synthetic.papers_are_directions
+    caption = synthetic.results.caption
+    assert "protocol p" in caption and "2 seed(s)" in caption and "no per-query results" in caption
+    assert "auxiliary inputs: estimated" in caption and "2000 resamples" in caption

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from bench.per_query import per_query_columns, query_values, read_per_query, write_per_query
 from bench.stats import bootstrap_differences, compare, split_data
@@ -104,6 +105,8 @@ def test_per_query_csv_round_trip(tmp_path):
     }
     nested = {"per_query": result["per_query"], "rerank": {"per_query": result["rerank.per_query"]}}
     assert per_query_columns(nested) == per_query_columns(result)
+    as_tensors = {"per_query": {k: torch.tensor(v) for k, v in result["per_query"].items()}}
+    assert per_query_columns(as_tensors) == {"first": [1, 0, 4], "ap": [1.0, 0.0, 0.25]}
     write_per_query(tmp_path / "pq.csv", result, query)
     cols = read_per_query(tmp_path / "pq.csv")
     assert cols["pid"].tolist() == [3, 3, 8] and cols["camid"].tolist() == [0, 1, 0]
