@@ -7,6 +7,7 @@ run with a checkpoint is resumed in the same MLflow run from its last finished e
 from __future__ import annotations
 
 import logging
+import numbers
 import random
 import tempfile
 import time
@@ -163,7 +164,7 @@ def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, meth
 
 
 def final_metrics(result: dict, grid: dict) -> dict[str, float]:
-    metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+    metrics = {k: float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
     for (q, g), v in grid.items():
         metrics[f"seqlen.R1.q{q or 'all'}.g{g or 'all'}"] = v
     return metrics
