@@ -153,20 +153,22 @@ class DatasetFacts:
 def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
     out = {}
     for ds, runs in df.groupby("tags.dataset"):
-        splits = runs.get("tags.split", pd.Series(["0"] * len(runs))).fillna("0")
+        runs = runs.assign(split=runs.get("tags.split", "0")).fillna({"split": "0"})
         facts = DatasetFacts(
             protocol=", ".join(sorted(set(runs["tags.protocol"].dropna()))) or "unknown",
             seeds=runs["tags.seed"].nunique(),
-            splits=splits.nunique(),
+            splits=runs["split"].nunique(),
         )
         if "tags.aux" in runs:
             facts.aux = ", ".join(sorted(set(runs["tags.aux"].dropna())))
-        firsts = [results[r] for r in runs.drop_duplicates(splits.name)["run_id"] if r in results]
-        if firsts and len(firsts) == facts.splits:
-            valid = [valid_queries(c) for c in firsts]
+        scored = runs[runs["run_id"].isin(list(results))].drop_duplicates("split")
+        if len(scored) == facts.splits:  # one run per split gives its query set
+            columns = [results[r] for r in scored["run_id"]]
+            valid = [valid_queries(c) for c in columns]
             facts.queries = int(sum(v.sum() for v in valid))
-            pids = [set(c["pid"][v]) for c, v in zip(firsts, valid, strict=True)]
-            facts.identities = sum(len(p) for p in pids)
+            facts.identities = sum(
+                len(set(c["pid"][v])) for c, v in zip(columns, valid, strict=True)
+            )
         out[ds] = facts
     return out
 

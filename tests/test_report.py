@@ -216,3 +216,19 @@ def test_real_and_synthetic_reports_place_the_paper_numbers_differently():
     caption = synthetic.results.caption
     assert "protocol p" in caption and "2 seed(s)" in caption and "no per-query results" in caption
     assert "auxiliary inputs: estimated" in caption and "2000 resamples" in caption
+
+
+def test_caption_counts_queries_and_identities_over_splits():
+    import numpy as np
+
+    from bench.report import dataset_facts
+
+    df = runs([("b", "default", "d", s, {"R1": 1.0}) for s in (0, 1)] * 2)
+    df["run_id"] = ["a", "b", "c", "d"]
+    df["tags.split"] = ["0", "0", "1", "1"]
+    df["tags.protocol"] = "p"
+    split0 = {"pid": np.array([1, 1, 2, 3]), "first": np.array([1, 2, 0, 4])}
+    split1 = {"pid": np.array([7, 8]), "first": np.array([3, 1])}
+    facts = dataset_facts(df, {"b": split0, "c": split1})["d"]
+    assert (facts.queries, facts.identities, facts.seeds, facts.splits) == (5, 4, 2, 2)
+    assert dataset_facts(df, {"b": split0})["d"].queries is None  # split 1 has no results
