@@ -78,6 +78,8 @@ def test_a_malformed_paper_entry_is_one_clear_error():
     }
     with pytest.raises(ConfigError, match=r"values.R1: expected a percentage"):
         parse_groups({"groups": [{**good, "values": {"R1": 823}}]}, "f.yaml")
+    with pytest.raises(ConfigError, match=r"groups\[0\]: unknown key Table XI"):
+        parse_groups({"groups": [{**good, "Table XI": None, "values": {}}]}, "f.yaml")
 
 
 def test_a_real_dataset_table_shows_the_paper_column_beside_the_measured_one():

@@ -39,6 +39,9 @@ def parse_groups(data: dict, where: str) -> list[PaperNumber]:
         missing = [k for k in (*KEYS, "values") if k not in group]
         if missing:
             raise ConfigError(loc, f"missing {', '.join(missing)}")
+        unknown = [str(k) for k in group if k not in (*KEYS, "values")]
+        if unknown:
+            raise ConfigError(loc, f"unknown key {', '.join(unknown)} (a comma in a value?)")
         for metric, value in group["values"].items():
             if metric not in METRICS or not isinstance(value, int | float):
                 raise ConfigError(
