@@ -163,12 +163,37 @@ def run(
 @click.option("--suite", "suite_name", default=None, help="Only this suite (experiment name).")
 @click.option("--dataset", default=None, help="Only this dataset.")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["md", "latex", "csv", "html"]),
+    help="Output format(s) (repeatable; default md).",
+)
+@click.option("--reference", default=None, help="Reference row METHOD/VARIANT for the Δ columns.")
 @_tracking_option
-def report(table, suite_name, dataset, out, tracking_uri) -> None:
-    """Tables (mean ± std over seeds) and figures from the MLflow runs, into reports/."""
+def report(table, suite_name, dataset, out, formats, reference, tracking_uri) -> None:
+    """Tables (mean ± std over seeds, Δ to a reference with 95 % intervals) and figures from
+    the MLflow runs, into reports/."""
     from bench.runner import make_reports
 
-    make_reports(tracking_uri, suite_name, dataset, Path(out), print_table=table)
+    make_reports(tracking_uri, suite_name, dataset, Path(out), table, formats or ("md",), reference)
+
+
+@cli.command(name="compare")
+@click.argument("suite")
+@click.argument("a")
+@click.argument("b")
+@click.option("--bootstrap", "n_boot", default=2000, show_default=True, type=click.IntRange(100))
+@click.option("--permutations", "n_perm", default=2000, show_default=True, type=click.IntRange(100))
+@_tracking_option
+def compare_cmd(suite, a, b, n_boot, n_perm, tracking_uri) -> None:
+    """B - A in every metric with its 95 % interval and permutation p-value. SUITE: a suite
+    file or an experiment name; A, B: METHOD/VARIANT (VARIANT defaults to 'default')."""
+    from bench.reporting import print_comparison
+    from bench.tracking import client
+
+    print_comparison(client(tracking_uri), suite, a, b, n_boot, n_perm)
 
 
 @cli.command()

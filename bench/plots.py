@@ -45,3 +45,27 @@ def heatmap_figure(grid: dict[tuple[int, int], float], title: str, path: Path) -
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def rerank_figure(gains: dict[str, dict[str, tuple[float, float]]], title: str, path: Path) -> Path:
+    """Plain vs re-ranked R1 and mAP per row: ``gains[label][metric] = (plain, re-ranked)``."""
+    metrics = [m for m in ("R1", "mAP") if any(m in g for g in gains.values())]
+    labels = list(gains)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2 + 1.2 * len(labels) * len(metrics), 3.6))
+    axes = [axes] if len(metrics) == 1 else list(axes)
+    x = range(len(labels))
+    for ax, metric in zip(axes, metrics, strict=True):
+        plain = [gains[k].get(metric, (float("nan"),) * 2)[0] for k in labels]
+        reranked = [gains[k].get(metric, (float("nan"),) * 2)[1] for k in labels]
+        ax.bar([i - 0.2 for i in x], plain, width=0.4, label="plain")
+        ax.bar([i + 0.2 for i in x], reranked, width=0.4, label="re-ranked")
+        ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=7)
+        ax.set(ylabel=f"{metric} (%)", ylim=(0, 100), title=metric)
+        ax.grid(True, axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

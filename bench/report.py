@@ -1,22 +1,50 @@
-"""Paper-style tables and figures from the MLflow runs (pandas -> tabulate Markdown)."""
+"""Paper-style tables from the MLflow runs: mean ± std over seeds, each row's difference to a
+reference row with a paired bootstrap interval (bench.stats), the papers' numbers, and the
+failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in bench.export."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
-from tabulate import tabulate
 
-from bench.captions import aux_caption
-from bench.plots import cmc_figure, heatmap_figure
+from bench.papers import lookup, paper_numbers
+from bench.per_query import PER_QUERY, read_per_query, valid_queries
+from bench.stats import N_BOOT, Difference, RunSet, compare
+from bench.tables import MARK, Entry, Interval, Table, Value, to_markdown
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
+EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
+DELTA_METRICS = ("R1", "mAP", "mINP", "rerank.R1", "rerank.mAP")
+PAPER_METRICS = ("R1", "R5", "R10", "R20", "mAP")
 KEYS = ["tags.method", "tags.variant"]
+Row = tuple[str, str]  # (method, variant)
+DEFAULT_REFERENCE: Row = ("baseline", "default")
 
 
 def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
     """Finished cell runs (not tuning trials) of one suite, or of every suite, as a frame."""
+    df = _search(mlf, suite, dataset, "FINISHED")
+    if df.empty:
+        return df
+    # the newest run of a config hash counts (a --force rerun replaces the old one)
+    return df.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
+
+
+def load_failed(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
+    """FAILED cell runs whose config hash has no finished run (the newest per hash)."""
+    failed = _search(mlf, suite, dataset, "FAILED")
+    if failed.empty:
+        return failed
+    done = set(_search(mlf, suite, dataset, "FINISHED").get("tags.config_hash", []))
+    failed = failed[~failed["tags.config_hash"].isin(done)]
+    return failed.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
+
+
+def _search(mlf, suite: str | None, dataset: str | None, status: str) -> pd.DataFrame:
     import mlflow
 
     exps = [e for e in mlf.search_experiments() if e.name != "Default"]
@@ -26,7 +54,7 @@ def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.D
         return pd.DataFrame()
     df = mlflow.search_runs(
         [e.experiment_id for e in exps],
-        filter_string="attributes.status = 'FINISHED'",
+        filter_string=f"attributes.status = '{status}'",
         output_format="pandas",
     )
     if df.empty or "tags.config_hash" not in df:
@@ -36,14 +64,17 @@ def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.D
         df = df[df["tags.tune_study"].isna()]
     if dataset is not None:
         df = df[df["tags.dataset"] == dataset]
-    # the newest run of a config hash counts (a --force rerun replaces the old one)
-    return df.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
+    return df
+
+
+def table_metrics(df: pd.DataFrame) -> list[str]:
+    return [m for m in (*METRICS, *EXTRA_METRICS) if f"metrics.{m}" in df]
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over seeds and splits: index (method, variant), columns (dataset, metric,
     'mean' | 'std' | 'n')."""
-    cols = [f"metrics.{m}" for m in METRICS if f"metrics.{m}" in df]
+    cols = [f"metrics.{m}" for m in table_metrics(df)]
     grouped = df.groupby([*KEYS, "tags.dataset"])[cols]
     stats = pd.concat(
         {"mean": grouped.mean(), "std": grouped.std(ddof=0), "n": grouped.count()}, axis=1
@@ -56,39 +87,274 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     return wide.reorder_levels(["tags.dataset", "metric", "stat"], axis=1).sort_index(axis=1)
 
 
-def _cell(mean: float, std: float, n: int, best: bool) -> str:
-    if pd.isna(mean):
-        return "–"
-    text = f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}"
-    return f"**{text}**" if best else text
+def parse_row(text: str) -> Row:
+    """'iaunet/no-Lp' -> ('iaunet', 'no-Lp'); 'iaunet' -> ('iaunet', 'default')."""
+    method, _, variant = text.partition("/")
+    return method, variant or "default"
 
 
-def markdown_table(df: pd.DataFrame) -> str:
-    """Rows = method / variant; columns = dataset x metric; mean ± std; best mean in bold."""
+def row_order(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (r[0] != "baseline", r[0], r[1] != "default", r[1]))
+
+
+def is_synthetic(dataset: str) -> bool:
+    return dataset.startswith("synthetic")
+
+
+# ---- per-query results and the differences to the reference -----------------------------
+
+
+def per_query_results(mlf, df: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """run id -> its per-query columns (runs logged before the artifact existed are left out)."""
+    out = {}
+    for run_id in df["run_id"]:
+        if any(a.path == PER_QUERY for a in mlf.list_artifacts(run_id)):
+            out[run_id] = read_per_query(Path(mlf.download_artifacts(run_id, PER_QUERY)))
+    return out
+
+
+def runsets(df: pd.DataFrame, results: dict) -> dict[tuple[str, str, str], RunSet]:
+    """(dataset, method, variant) -> {(split, seed): per-query columns}."""
+    out: dict = {}
+    for _, run in df.iterrows():
+        if run["run_id"] in results:
+            key = (run["tags.dataset"], run["tags.method"], run["tags.variant"])
+            split = int(run.get("tags.split") or 0)
+            out.setdefault(key, {})[(split, int(run["tags.seed"]))] = results[run["run_id"]]
+    return out
+
+
+def differences(
+    sets: dict[tuple[str, str, str], RunSet], reference: Row, metrics: list[str]
+) -> dict[tuple[str, str, str, str], Difference]:
+    """(dataset, method, variant, metric) -> row - reference, for every non-reference row."""
+    out = {}
+    for (ds, m, v), runs in sets.items():
+        ref = sets.get((ds, *reference))
+        if ref is None or (m, v) == reference:
+            continue
+        for d in compare(ref, runs, metrics):
+            out[(ds, m, v, d.metric)] = d
+    return out
+
+
+@dataclass
+class DatasetFacts:
+    """What a caption states about one dataset's runs."""
+
+    protocol: str
+    seeds: int
+    splits: int
+    queries: int | None = None
+    identities: int | None = None
+    aux: str = ""
+
+
+def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
+    out = {}
+    for ds, runs in df.groupby("tags.dataset"):
+        runs = runs.assign(split=runs.get("tags.split", "0")).fillna({"split": "0"})
+        facts = DatasetFacts(
+            protocol=", ".join(sorted(set(runs["tags.protocol"].dropna()))) or "unknown",
+            seeds=runs["tags.seed"].nunique(),
+            splits=runs["split"].nunique(),
+        )
+        if "tags.aux" in runs:
+            facts.aux = ", ".join(sorted(set(runs["tags.aux"].dropna())))
+        scored = runs[runs["run_id"].isin(list(results))].drop_duplicates("split")
+        if len(scored) == facts.splits:  # one run per split gives its query set
+            columns = [results[r] for r in scored["run_id"]]
+            valid = [valid_queries(c) for c in columns]
+            facts.queries = int(sum(v.sum() for v in valid))
+            facts.identities = sum(
+                len(set(c["pid"][v])) for c, v in zip(columns, valid, strict=True)
+            )
+        out[ds] = facts
+    return out
+
+
+# ---- the tables ------------------------------------------------------------------------
+
+
+def build_table(
+    df: pd.DataFrame,
+    diffs: dict | None = None,
+    reference: Row = DEFAULT_REFERENCE,
+    papers: bool = False,
+) -> Table:
+    """Rows = method / variant; per dataset: each metric's mean ± std (best in bold), its
+    paper number beside it when ``papers`` and the dataset is real, and the Δ-to-reference
+    intervals."""
     wide = summary(df)
+    rows = row_order(list(wide.index))
     datasets = list(dict.fromkeys(wide.columns.get_level_values(0)))
     header = ["method", "variant"]
-    rows = [[m, v] for m, v in wide.index]
+    columns: list[list[Entry]] = []
     for ds in datasets:
-        for metric in [m for m in METRICS if (ds, m, "mean") in wide.columns]:
-            means = wide[(ds, metric, "mean")]
+        present = [m for m in (*METRICS, *EXTRA_METRICS) if (ds, m, "mean") in wide.columns]
+        for metric in present:
             header.append(f"{ds} {metric}")
-            for row, (key, mean) in zip(rows, means.items(), strict=True):
-                best = mean == means.max()
-                n = wide[(ds, metric, "n")][key]
-                std = wide[(ds, metric, "std")][key]
-                row.append(_cell(mean, std, 0 if pd.isna(n) else int(n), bool(best)))
-    order = sorted(
-        range(len(rows)),
-        key=lambda i: (rows[i][0] != "baseline", rows[i][0], rows[i][1] != "default", rows[i][1]),
-    )
-    return tabulate(
-        [rows[i] for i in order], headers=header, tablefmt="pipe", disable_numparse=True
-    )
+            columns.append(_value_column(wide, ds, metric, rows))
+            paper = _paper_column(df, ds, metric, rows) if papers else None
+            if paper is not None:
+                header.append(f"{ds} {metric} (paper)")
+                columns.append(paper)
+        if diffs is not None:
+            for metric in [m for m in DELTA_METRICS if m in present]:
+                header.append(f"{ds} Δ{metric}")
+                columns.append([_delta(diffs, ds, row, metric, reference, wide) for row in rows])
+    body = [[m, v, *(col[i] for col in columns)] for i, (m, v) in enumerate(rows)]
+    return Table(header, body)
 
 
-def _label(method: str, variant: str) -> str:
-    return method if variant == "default" else f"{method} ({variant})"
+def _value_column(wide: pd.DataFrame, ds: str, metric: str, rows: list[Row]) -> list[Entry]:
+    means = wide[(ds, metric, "mean")]
+    best = means.max()
+    out: list[Entry] = []
+    for row in rows:
+        mean, n = means[row], wide[(ds, metric, "n")][row]
+        std = wide[(ds, metric, "std")][row]
+        out.append(Value(mean, std, 0 if pd.isna(n) else int(n), bool(mean == best)))
+    return out
+
+
+def _delta(diffs: dict, ds: str, row: Row, metric: str, reference: Row, wide) -> Entry:
+    if row == reference:
+        return "ref" if pd.notna(wide[(ds, metric, "mean")].get(row)) else None
+    d = diffs.get((ds, *row, metric))
+    return None if d is None else Interval(d.diff, d.lo, d.hi, d.significant)
+
+
+def _paper_names(df: pd.DataFrame, ds: str) -> list[str]:
+    runs = df[df["tags.dataset"] == ds]
+    names = [ds]
+    if "tags.dataset_name" in runs:
+        names += list(runs["tags.dataset_name"].dropna().unique())
+    return [n for n in dict.fromkeys(names) if not is_synthetic(n)]
+
+
+def _paper_column(df: pd.DataFrame, ds: str, metric: str, rows: list[Row]) -> list[Entry] | None:
+    if metric not in PAPER_METRICS:
+        return None
+    names = _paper_names(df, ds)
+    found = [[p for n in names for p in lookup(m, v, n, metric)] for m, v in rows]
+    if not any(found):
+        return None
+    return [" / ".join(f"{p.value:.1f}" for p in entries) or None for entries in found]
+
+
+def paper_table(rows: list[Row]) -> Table | None:
+    """The papers' numbers for the report's rows, one line per paper setting."""
+    groups: dict[tuple, dict[str, float]] = {}
+    for p in paper_numbers():
+        if (p.method, p.variant) in rows:
+            key = (
+                p.paper,
+                p.method,
+                p.variant,
+                p.dataset,
+                p.protocol,
+                p.backbone,
+                p.input,
+                p.source,
+            )
+            groups.setdefault(key, {})[p.metric] = p.value
+    if not groups:
+        return None
+    header = ["paper", "method", "variant", "dataset", "protocol", "backbone", "input", "source"]
+    body = [
+        [*key, *(Value(vals[m]) if m in vals else None for m in PAPER_METRICS)]
+        for key, vals in sorted(groups.items())
+    ]
+    return Table([*header, *PAPER_METRICS], body)
+
+
+def failed_table(failed: pd.DataFrame) -> Table | None:
+    if failed.empty:
+        return None
+    errors = failed.get("tags.error", pd.Series([None] * len(failed), index=failed.index))
+    names = failed.get("tags.mlflow.runName", failed["tags.config_hash"])
+    body = [
+        [name, " ".join(str(err).split()) if pd.notna(err) else "no error message recorded"]
+        for name, err in zip(names, errors, strict=True)
+    ]
+    return Table(["cell", "error"], sorted(body))
+
+
+def markdown_table(df: pd.DataFrame, diffs: dict | None = None, reference: Row = None) -> str:
+    """The results table as Markdown (mean ± std, best in bold, Δ intervals when given)."""
+    return to_markdown(build_table(df, diffs, reference or DEFAULT_REFERENCE))
+
+
+def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) -> str:
+    lines = ["Mean ± std over seeds and splits, in %; best mean per column in bold."]
+    if with_diffs:
+        lines.append(
+            f"Δ: difference to {'/'.join(reference)} in points, with its 95 % interval from a "
+            f"paired bootstrap ({N_BOOT} resamples of the test identities and of the seeds, "
+            f"the same resample for both rows); {MARK}: the interval excludes 0."
+        )
+    for ds, f in facts.items():
+        counts = (
+            f"{f.queries} queries of {f.identities} test identities"
+            if f.queries is not None
+            else "no per-query results"
+        )
+        over = f" (over {f.splits} splits)" if f.splits > 1 else ""
+        aux = f"; auxiliary inputs: {f.aux}" if f.aux else ""
+        lines.append(f"{ds}: protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}.")
+    return " ".join(lines)
+
+
+# ---- a report: tables + figures -------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """Everything one report shows; bench.export renders it."""
+
+    name: str
+    results: Table
+    reference: Row
+    papers: Table | None = None
+    papers_are_directions: bool = False
+    failed: Table | None = None
+    figures: list[tuple[str, Path]] = field(default_factory=list)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def resolve_reference(df: pd.DataFrame, reference: str | None) -> Row:
+    """The explicit reference, else the newest run's ``report_reference`` tag, else the
+    baseline's default variant."""
+    if reference:
+        return parse_row(reference)
+    if "tags.report_reference" in df:
+        tagged = df.sort_values("start_time")["tags.report_reference"].dropna()
+        if len(tagged):
+            return parse_row(tagged.iloc[-1])
+    return DEFAULT_REFERENCE
+
+
+def build_report(
+    mlf, df: pd.DataFrame, failed: pd.DataFrame, name: str, reference: str | None = None
+) -> Report:
+    ref = resolve_reference(df, reference)
+    results = per_query_results(mlf, df)
+    sets = runsets(df, results)
+    diffs = differences(sets, ref, [m for m in DELTA_METRICS if f"metrics.{m}" in df])
+    real = any(not is_synthetic(d) for d in df["tags.dataset"].unique())
+    table = build_table(df, diffs, ref, papers=real)
+    table.caption = caption(dataset_facts(df, results), ref, with_diffs=True)
+    if (ref[0], ref[1]) not in set(zip(df["tags.method"], df["tags.variant"], strict=True)):
+        table.notes.append(f"The reference row {'/'.join(ref)} has no run here: no Δ column.")
+    rows = list(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
+    papers = None if real else paper_table(rows)
+    if papers is not None:
+        papers.caption = (
+            "The papers' own numbers, on real data with ImageNet-pretrained backbones and long "
+            "schedules: directions only, not comparable in level with the synthetic runs above."
+        )
+    return Report(name, table, ref, papers, not real, failed_table(failed), runs=df)
 
 
 def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float]]:
@@ -97,8 +363,23 @@ def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float
     for _, run in df[df["tags.dataset"] == dataset].iterrows():
         path = mlf.download_artifacts(run["run_id"], "cmc.yaml")
         curve = yaml.safe_load(Path(path).read_text())["cmc"]
-        curves.setdefault(_label(run["tags.method"], run["tags.variant"]), []).append(curve)
+        curves.setdefault(label(run["tags.method"], run["tags.variant"]), []).append(curve)
     return {k: [sum(c) / len(c) for c in zip(*v, strict=True)] for k, v in curves.items()}
+
+
+def rerank_gains(df: pd.DataFrame, dataset: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """label -> {'R1' | 'mAP': (plain, re-ranked)} mean over runs, for rows that re-ranked."""
+    out: dict = {}
+    runs = df[df["tags.dataset"] == dataset]
+    for (m, v), rows in runs.groupby(KEYS):
+        gains = {
+            metric: (rows[f"metrics.{metric}"].mean(), rows[f"metrics.rerank.{metric}"].mean())
+            for metric in ("R1", "mAP")
+            if f"metrics.rerank.{metric}" in rows and rows[f"metrics.rerank.{metric}"].notna().any()
+        }
+        if gains:
+            out[label(m, v)] = gains
+    return out
 
 
 def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
@@ -116,54 +397,13 @@ def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int]
                 q, g = col.removeprefix("metrics.seqlen.R1.").split(".")
                 grid[(_length(q[1:]), _length(g[1:]))] = float(value)
         if grid:
-            out[(ds, _label(m, v))] = grid
+            out[(ds, label(m, v))] = grid
     return out
+
+
+def label(method: str, variant: str) -> str:
+    return method if variant == "default" else f"{method} ({variant})"
 
 
 def _length(text: str) -> int:
     return 0 if text == "all" else int(text)
-
-
-def write_report(mlf, df: pd.DataFrame, name: str, out_dir: Path) -> Path:
-    """reports/<name>.md with the table, protocols, CMC figures and sequence-length maps."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slug = name.replace("/", "-")
-    lines = [f"# {name}", "", markdown_table(df), ""]
-    n_seeds = df.groupby([*KEYS, "tags.dataset"]).size()
-    lo, hi = n_seeds.min(), n_seeds.max()
-    runs = f"{lo}" if lo == hi else f"{lo}–{hi}"
-    lines.append(
-        f"Mean ± std over seeds and splits ({runs} runs per entry); best mean per column in bold."
-    )
-    protocols = df.groupby("tags.dataset")["tags.protocol"].first()
-    lines += ["", "Protocols: " + ", ".join(f"{d}: {p}" for d, p in protocols.items()), ""]
-    if caption := aux_caption(df):
-        lines += [caption, ""]
-    for ds in protocols.index:
-        fig = cmc_figure(
-            mean_cmc_curves(mlf, df, ds),
-            f"CMC on {ds}",
-            out_dir / "figures" / f"{slug}-{ds}-cmc.png",
-        )
-        lines += [f"![CMC on {ds}](figures/{fig.name})", ""]
-    for (ds, row), grid in seqlen_grids(df).items():
-        fig = heatmap_figure(
-            grid,
-            f"{row} on {ds}",
-            out_dir / "figures" / f"{slug}-{ds}-{row}-seqlen.png".replace(" ", ""),
-        )
-        lines += [f"![sequence lengths, {row} on {ds}](figures/{fig.name})", ""]
-    path = out_dir / f"{slug}.md"
-    path.write_text("\n".join(lines) + _kept_reading(path))
-    return path
-
-
-READING = "\n## Reading"
-
-
-def _kept_reading(path: Path) -> str:
-    """A hand-written '## Reading' section of an existing report survives regeneration."""
-    if not path.is_file():
-        return ""
-    text = path.read_text()
-    return text[text.index(READING) :] if READING in text else ""

@@ -10,7 +10,6 @@ from tqdm.auto import tqdm
 
 from bench.engine import distributed
 from bench.engine.cell import RunOptions, run_cell
-from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
 from bench.suite import Cell, Suite, load_suite
 from bench.tracking import client, experiment_id
@@ -44,6 +43,9 @@ def run_suite(
     mlf = client(uri) if lead else None
     exp_id = experiment_id(mlf, suite.name) if lead else None
     opts = RunOptions(workdir=workdir, data_root=data_root, force=force)
+    reference = suite.spec.report.reference
+    if reference:
+        opts.extra_tags["report_reference"] = reference
     bar = tqdm(cells, desc=f"suite {suite.name}", unit="cell", dynamic_ncols=True, disable=not lead)
     for cell in bar:
         bar.set_postfix_str(cell.label)
@@ -56,27 +58,21 @@ def run_suite(
             summary += f"  mAP {m['mAP']:.1f}"
         tqdm.write(f"{result.status:>8}  {cell.label}  {summary}")
     if report and lead:
-        make_reports(uri, suite.name, None, Path("reports"), print_table=True)
+        make_reports(uri, suite.name, None, Path("reports"), True, reference=reference)
 
 
 def make_reports(
-    uri: str | None, suite: str | None, dataset: str | None, out: Path, print_table: bool
+    uri: str | None,
+    suite: str | None,
+    dataset: str | None,
+    out: Path,
+    print_table: bool,
+    formats: tuple[str, ...] = ("md",),
+    reference: str | None = None,
 ) -> None:
-    from bench.report import load_runs, markdown_table, write_report
+    from bench.reporting import write_reports
 
-    mlf = client(uri)
-    df = load_runs(mlf, suite, dataset)
-    if df.empty:
-        raise BenchError(
-            "no finished runs"
-            + (f" for suite '{suite}'" if suite else "")
-            + " in the MLflow store; run `bench run SUITE` first"
-        )
-    for name, runs in df.groupby("tags.suite"):
-        path = write_report(mlf, runs, name if not dataset else f"{name}-{dataset}", out)
-        if print_table:
-            click.echo(f"\n## {name}\n\n{markdown_table(runs)}\n")
-        click.echo(f"wrote {path}")
+    write_reports(client(uri), suite, dataset, out, print_table, formats, reference)
 
 
 def run_tune(

@@ -33,6 +33,7 @@ ROOT_KEYS = (
     "ablations",
     "seeds",
     "defaults",
+    "report",
 )
 
 
@@ -43,6 +44,13 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
     label: str | None = None
+
+
+class ReportSpec(BaseModel):
+    """How the suite's report is made: the reference row of the Δ columns (METHOD/VARIANT)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reference: str | None = Field(default=None, pattern=r"^[^/\s]+(/[^/\s]+)?$")
 
 
 class SuiteFile(BaseModel):
@@ -57,6 +65,7 @@ class SuiteFile(BaseModel):
     ablations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     defaults: Defaults = Field(default_factory=Defaults)
+    report: ReportSpec = Field(default_factory=ReportSpec)
 
 
 def format_loc(loc: tuple) -> str:
@@ -337,6 +346,7 @@ def check_names(suite: Suite) -> None:
                 raise ConfigError(
                     f"{where}: {key}.{method}", f"method '{method}' is not in this suite's methods"
                 )
+    check_reference(suite)
     for method, variants in spec.ablations.items():
         names = [v.get("name") for v in variants]
         for i, name in enumerate(names):
@@ -345,3 +355,17 @@ def check_names(suite: Suite) -> None:
                     f"{where}: ablations.{method}[{i}].name",
                     "expected a unique, non-empty variant name other than 'default'",
                 )
+
+
+def check_reference(suite: Suite) -> None:
+    """``report.reference`` names a method of the suite and one of its variants."""
+    ref = suite.spec.report.reference
+    if ref is None:
+        return
+    method, _, variant = ref.partition("/")
+    known = [name for name, _, _ in suite.variants(method)] if method in suite.spec.methods else []
+    if (variant or "default") not in known:
+        rows = ", ".join(f"{m}/{v}" for m in suite.spec.methods for v, _, _ in suite.variants(m))
+        raise ConfigError(
+            f"{suite.path}: report.reference", f"expected one of {rows} (got {ref!r})"
+        )

@@ -56,6 +56,7 @@ def test_run_report_tune_and_skip(in_tmp):
     assert "**" in table  # the best of a column is bold
     assert (in_tmp / "reports" / "figures" / "tiny-synthetic-video-cmc.png").is_file()
     assert "synthetic-video R1" in out
+    check_statistics_and_exports(in_tmp, table)
 
     out = invoke(
         "tune",
@@ -101,6 +102,62 @@ def test_run_report_tune_and_skip(in_tmp):
         "ablations={}",
     )
     assert out.count("finished") == 1
+
+
+def check_statistics_and_exports(root, table):
+    """Per-query artifacts, the Δ column, bench compare, the four formats, failed cells and a
+    hand-written reading that survives regeneration (on the runs of the test above)."""
+    import csv
+
+    from bench.tracking import client
+
+    mlf = client(None)
+    exp = mlf.get_experiment_by_name("tiny")
+    runs = mlf.search_runs([exp.experiment_id])
+    path = mlf.download_artifacts(runs[0].info.run_id, "per_query.csv")
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:5] == ["query", "pid", "camid", "first", "ap"] and len(rows) == 4
+
+    assert "synthetic-video ΔR1" in table and "| ref " in table
+    assert re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", table)  # B - A [lo, hi]
+    assert "4 queries of 4 test identities" in table and "2 seed(s)" in table
+    assert "2000 resamples" in table and "protocol standard" in table
+    assert "The papers' numbers (directions only)" in table
+
+    out = invoke("compare", "tiny.yaml", "baseline/default", "baseline/ce-only")
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("synthetic")}
+    assert set(lines) == {"R1", "R5", "R10", "R20", "mAP"}
+    assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]\s+[\d.]+", lines["mAP"])  # CI, p
+    bad = CliRunner().invoke(cli, ["compare", "tiny", "baseline", "stal"])
+    assert bad.exit_code == 1 and "no finished run of 'stal/default'" in bad.output
+
+    # a diverged cell: FAILED with its message, listed apart and never ranked
+    failed = mlf.create_run(exp.experiment_id, run_name="synthetic-video/baseline/lr1e6/seed0")
+    tags = {"config_hash": "f" * 16, "suite": "tiny", "dataset": "synthetic-video",
+            "method": "baseline", "variant": "lr1e6", "seed": "0",
+            "error": "non-finite loss at epoch 1, step 1 (ce=nan)"}  # fmt: skip
+    for key, value in tags.items():
+        mlf.set_tag(failed.info.run_id, key, value)
+    mlf.set_terminated(failed.info.run_id, status="FAILED")
+
+    report = root / "reports" / "tiny.md"
+    report.write_text(report.read_text() + "\n## Reading\n\nHand-written.\n")
+    invoke("report", "--suite", "tiny", *[f"--format={f}" for f in ("md", "latex", "csv", "html")])
+    text = report.read_text()
+    assert text.count("Hand-written.") == 1
+    head, failed_part = text.split("## Failed cells")
+    assert (
+        "lr1e6" not in head and "| synthetic-video/baseline/lr1e6/seed0 | non-finite" in failed_part
+    )
+    tex = (root / "reports" / "tiny.tex").read_text()
+    assert r"\toprule" in tex and r"$\pm$" in tex and r"\textbf{" in tex and "[$" in tex
+    with open(root / "reports" / "tiny.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len({r["run_id"] for r in rows}) == 4 and {"R1", "mAP"} <= {r["metric"] for r in rows}
+    page = (root / "reports" / "tiny.html").read_text()
+    assert page.count("data:image/png;base64,") == 1 and 'src="figures' not in page
+    assert "Hand-written." in page and "non-finite loss" in page
 
 
 def test_tune_scores_on_training_identities_only(in_tmp, monkeypatch):

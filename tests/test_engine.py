@@ -15,6 +15,7 @@ from bench.engine import checkpoint
 from bench.engine.cell import RunOptions, build_method, prepare_split, run_cell
 from bench.engine.trainer import Trainer
 from bench.errors import DataError
+from bench.per_query import PER_QUERY, query_values, read_per_query, valid_queries
 from bench.suite import build_dataset, load_suite
 from bench.tracking import client, experiment_id
 
@@ -91,7 +92,13 @@ def test_finished_cell_is_skipped_unless_forced(setup, monkeypatch):
     for tag in ("git_commit", "version.torch", "dataset", "method", "variant", "seed"):
         assert tag in run.data.tags
     names = {a.path for a in mlf.list_artifacts(first.run_id)}
-    assert {"config.yaml", "cmc.png", "model.pt"} <= names
+    assert {"config.yaml", "cmc.png", "model.pt", PER_QUERY} <= names
+    # the per-query results give back the logged metrics without the model
+    columns = read_per_query(mlf.download_artifacts(first.run_id, PER_QUERY))
+    valid = valid_queries(columns)
+    for metric in ("R1", "R5", "R10", "R20", "mAP"):
+        recomputed = query_values(columns, metric)[valid].mean() * 100
+        assert recomputed == pytest.approx(run.data.metrics[metric], abs=1e-4)
 
 
 def test_same_seed_repeats_a_cpu_run(setup):

@@ -52,6 +52,10 @@ def write(tmp_path, content) -> str:
             "frames",
         ),
         ({"seeds": "zero"}, "seeds", "list"),
+        ({"report": {"reference": "stal/default"}}, "report.reference", "baseline/default"),
+        ({"report": {"reference": "baseline/nope"}}, "report.reference", "got 'baseline/nope'"),
+        ({"report": {"reference": "a b"}}, "report.reference", "pattern"),
+        ({"report": {"refrence": "baseline"}}, "report.refrence", "unknown key"),
     ],
 )
 def test_errors_name_file_key_and_expectation(tmp_path, patch, where, what):

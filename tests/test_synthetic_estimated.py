@@ -11,7 +11,6 @@ import pytest
 import yaml
 from PIL import Image
 
-from bench.captions import aux_caption
 from bench.config import DataConfig
 from bench.data.loader import train_loader
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
@@ -244,12 +243,3 @@ def test_default_protocol_has_the_statistical_power_of_issue_12():
     roles = roles_of(rows, "per_camera")
     queries = [r for r, kinds in zip(rows, roles, strict=True) if "query" in kinds]
     assert len(queries) >= 300 and len({r["pid"] for r in queries}) >= 100
-
-
-def test_report_caption_names_the_aux_of_each_dataset():
-    df = pd.DataFrame(
-        {"tags.dataset": ["a", "a", "b"], "tags.aux": ["estimated", "exact", "estimated"]}
-    )
-    caption = "Auxiliary inputs (part masks, keypoints): a: estimated and exact, b: estimated."
-    assert aux_caption(df) == caption
-    assert aux_caption(pd.DataFrame({"tags.dataset": ["a"]})) == ""

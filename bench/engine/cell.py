@@ -7,6 +7,7 @@ run with a checkpoint is resumed in the same MLflow run from its last finished e
 from __future__ import annotations
 
 import logging
+import numbers
 import random
 import tempfile
 import time
@@ -28,6 +29,7 @@ from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
 from bench.method import Method
+from bench.per_query import PER_QUERY, write_per_query
 from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
 from bench.suite import Cell, build_dataset
@@ -175,12 +177,14 @@ def log_metrics(mlf, run_id: str, metrics: dict[str, float], step: int | None = 
     mlf.log_batch(run_id, metrics=items)
 
 
-def log_artifacts(mlf, run_id: str, cell: Cell, result: dict, method, grid) -> None:
-    """config.yaml, the CMC curve, the sequence-length heat map and the model weights."""
+def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, method, grid) -> None:
+    """config.yaml, the CMC curve, the per-query results, the sequence-length heat map and the
+    model weights."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "config.yaml").write_text(yaml.safe_dump(cell.resolved(), sort_keys=False))
         (out / "cmc.yaml").write_text(yaml.safe_dump({"cmc": result["cmc"]}))
+        write_per_query(out / PER_QUERY, result, split.query)
         cmc_figure({cell.label: result["cmc"]}, cell.label, out / "cmc.png")
         if grid:
             heatmap_figure(grid, f"rank-1 by sequence length\n{cell.label}", out / "seqlen.png")
@@ -192,7 +196,7 @@ def log_artifacts(mlf, run_id: str, cell: Cell, result: dict, method, grid) -> N
 
 
 def final_metrics(result: dict, grid: dict) -> dict[str, float]:
-    metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+    metrics = {k: float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
     for (q, g), v in grid.items():
         metrics[f"seqlen.R1.q{q or 'all'}.g{g or 'all'}"] = v
     return metrics
@@ -315,6 +319,6 @@ def train_and_score(job: Job) -> dict[str, float]:
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
     log_metrics(job.mlf, job.run_id, metrics)
     keep = job.method if job.opts.log_model and trained else None
-    log_artifacts(job.mlf, job.run_id, job.cell, result, keep, grid)
+    log_artifacts(job.mlf, job.run_id, job.cell, job.split, result, keep, grid)
     checkpoint_path(job.opts, job.cell).unlink(missing_ok=True)
     return metrics

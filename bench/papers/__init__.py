@@ -1,0 +1,67 @@
+"""The numbers the three papers report, read from ``paper_numbers.yaml`` (data, not code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from bench.errors import ConfigError
+
+PAPER_FILE = Path(__file__).with_name("paper_numbers.yaml")
+KEYS = ("paper", "method", "variant", "dataset", "protocol", "backbone", "input", "source")
+METRICS = ("R1", "R5", "R10", "R20", "mAP", "mINP")
+
+
+@dataclass(frozen=True)
+class PaperNumber:
+    """One reported number (percent), keyed as the paper states its setting."""
+
+    paper: str
+    method: str
+    variant: str
+    dataset: str
+    protocol: str
+    backbone: str
+    input: str
+    source: str
+    metric: str
+    value: float
+
+
+def parse_groups(data: dict, where: str) -> list[PaperNumber]:
+    """Expand ``groups`` (shared keys + ``values: {metric: number}``) into entries."""
+    out = []
+    for i, group in enumerate(data.get("groups") or []):
+        loc = f"{where}: groups[{i}]"
+        missing = [k for k in (*KEYS, "values") if k not in group]
+        if missing:
+            raise ConfigError(loc, f"missing {', '.join(missing)}")
+        unknown = [str(k) for k in group if k not in (*KEYS, "values")]
+        if unknown:
+            raise ConfigError(loc, f"unknown key {', '.join(unknown)} (a comma in a value?)")
+        for metric, value in group["values"].items():
+            if metric not in METRICS or not isinstance(value, int | float):
+                raise ConfigError(
+                    f"{loc}.values.{metric}", f"expected a metric and a number (got {value!r})"
+                )
+            if not 0 <= value <= 100:
+                raise ConfigError(f"{loc}.values.{metric}", f"expected a percentage (got {value})")
+            out.append(PaperNumber(*(str(group[k]) for k in KEYS), metric, float(value)))
+    return out
+
+
+@cache
+def paper_numbers(path: Path = PAPER_FILE) -> tuple[PaperNumber, ...]:
+    return tuple(parse_groups(yaml.safe_load(path.read_text()), str(path)))
+
+
+def lookup(method: str, variant: str, dataset: str, metric: str) -> list[PaperNumber]:
+    """Entries for one table cell (several when papers or backbones differ)."""
+    return [
+        p
+        for p in paper_numbers()
+        if (p.method, p.variant, p.dataset, p.metric) == (method, variant, dataset, metric)
+    ]

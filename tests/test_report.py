@@ -1,0 +1,236 @@
+"""Report tables without MLflow: paper numbers, failed cells, renderers, re-ranking gain."""
+
+import pandas as pd
+import pytest
+import yaml
+
+from bench.errors import ConfigError
+from bench.papers import METRICS, paper_numbers, parse_groups
+from bench.registry import DATASETS, METHODS
+from bench.report import build_report, build_table, failed_table, paper_table, rerank_gains
+from bench.stats import Difference
+from bench.tables import Interval, Table, Value, to_html, to_latex, to_markdown
+
+
+def runs(rows):
+    """rows: (method, variant, dataset, seed, {metric: value})."""
+    return pd.DataFrame(
+        [
+            {
+                "tags.method": m,
+                "tags.variant": v,
+                "tags.dataset": d,
+                "tags.seed": str(s),
+                **{f"metrics.{k}": x for k, x in values.items()},
+            }
+            for m, v, d, s, values in rows
+        ]
+    )
+
+
+def suite_variants(method: str) -> set[str]:
+    path = f"suites/ablations/{method}.yaml"
+    try:
+        with open(path) as fh:
+            suite = yaml.safe_load(fh)
+    except FileNotFoundError:
+        return set()
+    return {v["name"] for v in suite.get("ablations", {}).get(method, [])}
+
+
+def test_every_paper_number_is_well_formed():
+    entries = paper_numbers()
+    assert len(entries) > 100
+    keys = set()
+    for p in entries:
+        assert p.method in METHODS.names() and p.paper in ("iaunet", "stal", "rgsa-rgtr")
+        for name in p.dataset.split("→"):
+            assert name.removesuffix("-polluted") in DATASETS.names(), p
+        # a variant is a row of the method's ablation suite, or a clip-length row T<n>
+        named = p.variant in suite_variants(p.method) | {"default"}
+        assert named or (p.variant[0] == "T" and p.variant[1:].isdigit()), p
+        assert p.metric in METRICS and 0 < p.value <= 100
+        assert p.backbone and p.input and p.protocol and p.source
+        key = (p.method, p.variant, p.dataset, p.metric, p.backbone, p.input)
+        assert key not in keys, f"duplicate entry {key}"
+        keys.add(key)
+    # spot checks against the papers' tables
+    stal_ilids = {
+        p.metric: p.value for p in entries if (p.method, p.dataset) == ("stal", "ilids-vid")
+    }
+    assert stal_ilids == {"R1": 82.8, "R5": 95.3, "R10": 97.7, "R20": 98.8}
+    ip = [p for p in entries if p.variant == "rgsa-rgtr-ip" and p.dataset == "mars"]
+    assert {p.metric: p.value for p in ip} == {"R1": 88.4, "mAP": 82.5}
+
+
+def test_a_malformed_paper_entry_is_one_clear_error():
+    with pytest.raises(ConfigError, match=r"groups\[0\]: missing variant, dataset, .*backbone"):
+        parse_groups({"groups": [{"paper": "x", "method": "stal", "values": {}}]}, "f.yaml")
+    good = {
+        "paper": "stal",
+        "method": "stal",
+        "variant": "default",
+        "dataset": "mars",
+        "protocol": "p",
+        "backbone": "b",
+        "input": "i",
+        "source": "s",
+    }
+    with pytest.raises(ConfigError, match=r"values.R1: expected a percentage"):
+        parse_groups({"groups": [{**good, "values": {"R1": 823}}]}, "f.yaml")
+    with pytest.raises(ConfigError, match=r"groups\[0\]: unknown key Table XI"):
+        parse_groups({"groups": [{**good, "Table XI": None, "values": {}}]}, "f.yaml")
+
+
+def test_a_real_dataset_table_shows_the_paper_column_beside_the_measured_one():
+    df = runs(
+        [
+            ("baseline", "default", "mars", 0, {"R1": 60.0, "mAP": 40.0}),
+            ("stal", "default", "mars", 0, {"R1": 70.0, "mAP": 50.0}),
+            ("stal", "TAN", "mars", 0, {"R1": 65.0, "mAP": 45.0}),
+        ]
+    )
+    table = build_table(df, papers=True)
+    header = table.header
+    assert header.index("mars R1 (paper)") == header.index("mars R1") + 1
+    assert header.index("mars mAP (paper)") == header.index("mars mAP") + 1
+    rows = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in table.rows}
+    assert rows[("stal", "default")]["mars R1 (paper)"] == "80.3 / 82.2"  # GoogLeNet, ResNet-50
+    assert rows[("baseline", "default")]["mars mAP (paper)"] == "50.8"
+    assert rows[("stal", "TAN")]["mars R1 (paper)"] is None
+    assert "mars R1 (paper)" not in build_table(df).header
+
+
+def test_synthetic_reports_get_the_paper_numbers_as_a_separate_table():
+    table = paper_table([("rgsa-rgtr", "rgsa-rgtr-ip"), ("baseline", "default")])
+    assert {r[2] for r in table.rows} == {"rgsa-rgtr-ip", "default"}
+    ip = next(r for r in table.rows if r[2] == "rgsa-rgtr-ip" and r[3] == "mars")
+    assert ip[table.header.index("R1")] == Value(88.4)
+    assert paper_table([("rgsa-rgtr", "no-such-row")]) is None
+
+
+def test_delta_columns_mark_rows_whose_interval_excludes_zero():
+    df = runs(
+        [
+            ("baseline", "default", "d", 0, {"R1": 10.0}),
+            ("x", "default", "d", 0, {"R1": 30.0}),
+            ("y", "default", "d", 0, {"R1": 12.0}),
+        ]
+    )
+    diffs = {
+        ("d", "x", "default", "R1"): Difference("R1", 20, 12, 28, 0.001, 9, 9, 1, 100),
+        ("d", "y", "default", "R1"): Difference("R1", 2, -3, 7, 0.4, 9, 9, 1, 100),
+    }
+    text = to_markdown(build_table(df, diffs))
+    lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
+    assert "ref" in lines["baseline"]
+    assert "+20.0 [+12.0, +28.0] †" in lines["x"] and "**30.0**" in lines["x"]
+    assert "+2.0 [-3.0, +7.0]" in lines["y"] and "†" not in lines["y"]
+
+
+def test_failed_cells_are_listed_with_their_message():
+    failed = pd.DataFrame(
+        {
+            "tags.config_hash": ["h1", "h2"],
+            "tags.mlflow.runName": ["d/x/default/seed0", "d/y/default/seed1"],
+            "tags.error": ["non-finite loss at epoch 1, step 3:\n  ce=nan", None],
+        }
+    )
+    table = failed_table(failed)
+    assert table.rows == [
+        ["d/x/default/seed0", "non-finite loss at epoch 1, step 3: ce=nan"],
+        ["d/y/default/seed1", "no error message recorded"],
+    ]
+    assert failed_table(pd.DataFrame()) is None
+
+
+def test_one_table_renders_as_latex_and_html():
+    table = Table(
+        ["method", "variant", "d R1", "d ΔR1"],
+        [["a_b", "default", Value(30.0, 2.0, 3, best=True), Interval(5, 1, 9, True)]],
+        caption="Mean ± std; 95 % interval",
+    )
+    tex = to_latex(table, "tab:x")
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"\textbf{30.0 $\pm$ 2.0}" in tex and r"$+5.0$ [$+1.0$, $+9.0$]$^\dagger$" in tex
+    assert r"a\_b" in tex and r"d $\Delta$R1" in tex and r"95 \% interval" in tex
+    page = to_html(table)
+    assert "<b>30.0 ± 2.0</b>" in page and "+5.0 [+1.0, +9.0] †" in page
+
+
+def test_rerank_gain_and_its_figure(tmp_path):
+    from bench.plots import rerank_figure
+
+    df = runs(
+        [
+            (
+                "baseline",
+                "default",
+                "d",
+                0,
+                {"R1": 40.0, "mAP": 30, "rerank.R1": 45.0, "rerank.mAP": 38},
+            ),
+            (
+                "baseline",
+                "default",
+                "d",
+                1,
+                {"R1": 50.0, "mAP": 34, "rerank.R1": 55.0, "rerank.mAP": 40},
+            ),
+            ("x", "default", "d", 0, {"R1": 20.0, "mAP": 10}),
+        ]
+    )
+    gains = rerank_gains(df, "d")
+    assert gains == {"baseline": {"R1": (45.0, 50.0), "mAP": (32.0, 39.0)}}
+    path = rerank_figure(gains, "re-ranking", tmp_path / "g.png")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+class NoArtifacts:
+    """An MLflow client stand-in whose runs logged no per-query results."""
+
+    def list_artifacts(self, run_id):
+        return []
+
+
+def report_of(dataset: str, aux: str | None = None):
+    df = runs(
+        [
+            ("baseline", "default", dataset, 0, {"R1": 60.0, "mAP": 40.0}),
+            ("baseline", "default", dataset, 1, {"R1": 62.0, "mAP": 42.0}),
+            ("stal", "default", dataset, 0, {"R1": 70.0, "mAP": 50.0}),
+        ]
+    )
+    df["run_id"] = [f"r{i}" for i in range(len(df))]
+    df["start_time"] = range(len(df))
+    df["tags.protocol"] = "p"
+    if aux:
+        df["tags.aux"] = aux
+    return build_report(NoArtifacts(), df, pd.DataFrame(), "x")
+
+
+def test_real_and_synthetic_reports_place_the_paper_numbers_differently():
+    real = report_of("mars")
+    assert "mars R1 (paper)" in real.results.header and real.papers is None
+    synthetic = report_of("synthetic-video", aux="estimated")
+    assert not any("(paper)" in h for h in synthetic.results.header)
+    assert synthetic.papers is not None and synthetic.papers_are_directions
+    caption = synthetic.results.caption
+    assert "protocol p" in caption and "2 seed(s)" in caption and "no per-query results" in caption
+    assert "auxiliary inputs: estimated" in caption and "2000 resamples" in caption
+
+
+def test_caption_counts_queries_and_identities_over_splits():
+    import numpy as np
+
+    from bench.report import dataset_facts
+
+    df = runs([("b", "default", "d", s, {"R1": 1.0}) for s in (0, 1)] * 2)
+    df["run_id"] = ["a", "b", "c", "d"]
+    df["tags.split"] = ["0", "0", "1", "1"]
+    df["tags.protocol"] = "p"
+    split0 = {"pid": np.array([1, 1, 2, 3]), "first": np.array([1, 2, 0, 4])}
+    split1 = {"pid": np.array([7, 8]), "first": np.array([3, 1])}
+    facts = dataset_facts(df, {"b": split0, "c": split1})["d"]
+    assert (facts.queries, facts.identities, facts.seeds, facts.splits) == (5, 4, 2, 2)
+    assert dataset_facts(df, {"b": split0})["d"].queries is None  # split 1 has no results
