@@ -67,6 +67,11 @@ class TrainConfig(Section):
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap batches per epoch")
     val_fraction: float = Field(0.0, ge=0, lt=1, description="training ids held out (tune)")
+    on_nonfinite: Literal["fail", "skip_step"] = Field(
+        "fail", description="a NaN/inf loss or gradient: fail the cell, or skip that step"
+    )
+    max_skipped_steps: int = Field(10, ge=0, le=10_000, description="skip_step: most skips")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
 
 
 class EvalConfig(Section):

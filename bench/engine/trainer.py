@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from bench.config import TrainConfig
 from bench.engine import checkpoint
+from bench.engine.finite import FiniteGuard
 from bench.engine.optim import build_optimizer, build_scheduler
 from bench.method import Method
 
@@ -25,6 +26,7 @@ class Trainer:
         self.method, self.loader, self.cfg, self.ckpt_path = method, loader, cfg, ckpt_path
         self.optimizer = build_optimizer(method, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg)
+        self.guard = FiniteGuard(cfg)
 
     def resume(self) -> int:
         """Load the checkpoint if any; return the first epoch still to run."""
@@ -35,6 +37,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        self.guard.skipped = state.get("skipped", 0)
         return state["epoch"]
 
     def _save(self, next_epoch: int) -> None:
@@ -46,6 +49,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
+                "skipped": self.guard.skipped,
             },
         )
 
@@ -70,7 +74,11 @@ class Trainer:
             terms = self.method.loss(self.method(batch), batch)
             total = sum(terms.values())
             self.optimizer.zero_grad(set_to_none=True)
+            if not self.guard.loss_ok(terms, epoch, step):
+                continue
             total.backward()
+            if not self.guard.grads_ok(self.method, terms, epoch, step):
+                continue
             self.optimizer.step()
             for name, value in terms.items():
                 sums[name] += float(value.detach())
@@ -80,6 +88,7 @@ class Trainer:
         bar.close()
         out = {f"loss/{k}": v / max(steps, 1) for k, v in sums.items()}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
+        out["train.skipped_steps"] = self.guard.skipped
         return out
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:

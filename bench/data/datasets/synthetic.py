@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
+from bench.data.npy import load_array
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
 from bench.errors import ConfigError, DataError
 from bench.registry import register_dataset
@@ -86,7 +87,7 @@ class SyntheticImage(SyntheticVideo):
         shutil.rmtree(partial, ignore_errors=True)
         for role, tracks in load_tracklets(self.path).items():
             for t in tracks:
-                keypoints = np.load(t.keypoints)
+                keypoints = load_array(t.keypoints)
                 for i in self._picks(t, role):
                     out = partial / self._image_name(t, i)
                     out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from bench.data.base import Split, Tracklet
+from bench.data.npy import load_array
 from bench.errors import DataError
 
 # Part label -> overlay colour (head, upper body, lower body, shoes).
@@ -65,7 +66,7 @@ def _skeleton(draw: ImageDraw.ImageDraw, kp: np.ndarray) -> None:
 def tracklet_row(role: str, t: Tracklet, frames: int) -> Image.Image:
     """One row: ``frames`` evenly spaced frames, each raw then overlaid, under a caption."""
     picks = np.unique(np.linspace(0, len(t.frames) - 1, frames).round().astype(int))
-    keypoints = np.load(t.keypoints) if t.keypoints else None
+    keypoints = load_array(t.keypoints) if t.keypoints else None
     tiles = []
     for i in picks:
         frame = Image.open(t.frames[i])
