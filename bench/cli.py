@@ -96,10 +96,11 @@ def run(
     only,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
-    from bench.runner import print_grid, run_suite
     from bench.suite import load_suite
 
-    suite = load_suite(suite_file, overrides, override_files)
+    suite = load_suite(suite_file, overrides, override_files, data_root)  # before torch/MLflow
+    from bench.runner import print_grid, run_suite
+
     unknown = set(only) - set(suite.spec.methods)
     if unknown:
         raise click.BadParameter(

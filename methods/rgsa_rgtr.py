@@ -14,12 +14,11 @@ protocol: clips of length T, stride T/2, ``eval.clip_stride`` and ``eval.clip_no
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.config import DataConfig, ModelConfig
 from bench.errors import BenchError
 from bench.losses import cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
@@ -27,23 +26,7 @@ from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, spatial_avg
 from bench.models.relation import RelationGuided, build_relation
 from bench.registry import register_method
-
-
-class RGSARGTRConfig(MethodConfig):
-    spatial: Literal["rgsa", "avg"] = Field(
-        "rgsa", description="frame feature: relation-guided spatial attention or average pooling"
-    )
-    temporal: Literal["rgtr", "avg"] = Field(
-        "rgtr", description="clip feature: relation-guided temporal refinement, or plain mean"
-    )
-    relation: Literal["rm", "inner-product"] = Field(
-        "rm", description="relation of two features: relation module or inner product (IP row)"
-    )
-    loss: Literal["total", "ce"] = Field(
-        "total", description="L_total = L_ce + weighted triplet, or L_ce (frame + clip CE) only"
-    )
-    r1: int = Field(32, ge=1, description="relation module: theta/phi reduce C to C/r1")
-    r2: int = Field(256, ge=1, description="relation module: relation vectors are C/r2-d")
+from methods.config.rgsa_rgtr import RGSARGTRConfig
 
 
 class RGSA(torch.nn.Module):

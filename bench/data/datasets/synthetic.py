@@ -65,6 +65,9 @@ class SyntheticVideo(ReIDDataset):
     def available_aux(self) -> frozenset[str]:
         return AUX
 
+    def train_identities(self, index: int) -> int | None:
+        return self.generator.train_ids
+
 
 @register_dataset("synthetic-image")
 class SyntheticImage(SyntheticVideo):
