@@ -116,9 +116,9 @@ def check_weights(cfg: ModelConfig) -> tuple[str, str] | None:
         return None
     if cfg.pretrained and not pretrained_cached(cfg.backbone) and not hub_reachable():
         return "pretrained", (
-            f"timm's weights for '{cfg.backbone}' are not in the local cache and the weight hub "
-            "cannot be reached (offline?); set model.weights: a local weight file, or "
-            "model.pretrained: false (got true)"
+            f"could not load pretrained weights for '{cfg.backbone}': not in the local cache and "
+            "the weight hub cannot be reached (offline?); set model.weights: a local weight "
+            "file, or model.pretrained: false (got true)"
         )
     return None
 
@@ -141,9 +141,12 @@ def pretrained_cached(backbone: str) -> bool:
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """One TCP connection attempt to the weight hub (no retries)."""
+    """One TCP connection attempt to the weight hub (no retries); False if HF_HUB_OFFLINE."""
+    import os
     import socket
 
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
     except OSError:
