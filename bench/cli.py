@@ -10,6 +10,7 @@ import click
 
 from bench.data.cli import data
 from bench.errors import BenchError
+from bench.preflight import check_run_paths, store_folders
 
 
 def _tracking_option(f):
@@ -110,6 +111,8 @@ def run(
     if dry_run:
         print_grid(suite, cells)
         return
+    folders = [(Path(workdir), "the --workdir"), (Path("reports"), "the report folder")]
+    check_run_paths(tracking_uri, *folders)
     run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
 
 
@@ -123,6 +126,7 @@ def report(table, suite_name, dataset, out, tracking_uri) -> None:
     """Tables (mean ± std over seeds) and figures from the MLflow runs, into reports/."""
     from bench.runner import make_reports
 
+    check_run_paths(tracking_uri, (Path(out), "the --out folder"))
     make_reports(tracking_uri, suite_name, dataset, Path(out), print_table=table)
 
 
@@ -170,6 +174,12 @@ def tune(
     """Search METHOD's hyper-parameters with Optuna on a validation split of training ids."""
     from bench.runner import run_tune
 
+    check_run_paths(
+        tracking_uri,
+        *store_folders(storage, "the tune storage"),
+        (Path(workdir), "the --workdir"),
+        (Path(out), "the --out folder"),
+    )
     run_tune(
         method,
         trials,

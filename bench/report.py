@@ -8,6 +8,7 @@ import pandas as pd
 import yaml
 from tabulate import tabulate
 
+from bench.atomic import write_text
 from bench.plots import cmc_figure, heatmap_figure
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
@@ -151,7 +152,7 @@ def write_report(mlf, df: pd.DataFrame, name: str, out_dir: Path) -> Path:
         )
         lines += [f"![sequence lengths, {row} on {ds}](figures/{fig.name})", ""]
     path = out_dir / f"{slug}.md"
-    path.write_text("\n".join(lines) + _kept_reading(path))
+    write_text(path, "\n".join(lines) + _kept_reading(path))
     return path
 
 

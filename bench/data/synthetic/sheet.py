@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.atomic import atomic_path
 from bench.data.base import Split, Tracklet
 from bench.data.npy import load_array
 from bench.errors import DataError
@@ -96,6 +97,6 @@ def contact_sheet(split: Split, out: Path, pairs: int = 3, frames: int = 6) -> P
         sheet.paste(row, (0, y))
         y += row.height + 6
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp)
     return out
