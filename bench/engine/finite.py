@@ -42,11 +42,8 @@ class FiniteGuard:
             self.skipped += 1
             return False
         if self.cfg.on_nonfinite == "skip_step":
-            limit = self.cfg.max_skipped_steps
-            raise NonFiniteError(
-                f"training diverged at {where}; {limit} steps skipped already "
-                f"(train.max_skipped_steps); {self._advice()}"
-            )
+            limit = f"the limit of {self.cfg.max_skipped_steps} skipped steps is reached"
+            where += f"; {limit} (train.max_skipped_steps)"
         raise NonFiniteError(f"training diverged at {where}; {self._advice()}")
 
     def loss_ok(self, terms: dict[str, torch.Tensor], epoch: int, step: int) -> bool:
