@@ -5,7 +5,8 @@
 - backbones: the timm model exists, accepts ``model.kwargs``, exposes 4 stages of stride
   4/8/16/32, and the input is no smaller than its output stride (built on PyTorch's ``meta``
   device: no memory, no weights);
-- weights: ``model.weights`` exists; ``model.pretrained`` weights are cached or reachable.
+- weights (:func:`check_weights`, before a run, not a dry run): ``model.weights`` exists;
+  ``model.pretrained`` weights are cached or reachable.
 
 Each failure is a ConfigError naming the file and the key path that set the value.
 """
@@ -68,7 +69,7 @@ def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> No
 
 def check_backbones(suite: Suite, cells: list[Cell]) -> None:
     """Each distinct (model, input size) of the grid, checked once."""
-    from bench.models.backbone import check_backbone, check_weights
+    from bench.models.backbone import check_backbone
 
     seen = set()
     for cell in cells:
@@ -77,12 +78,24 @@ def check_backbones(suite: Suite, cells: list[Cell]) -> None:
         if key in seen:
             continue
         seen.add(key)
-        problem = check_backbone(model, data.height, data.width) or check_weights(model)
+        problem = check_backbone(model, data.height, data.width)
         if problem is not None:
             field, message = problem
             section = "data" if field in ("height", "width") else "model"
             where = f"{suite.path}: {key_path(suite, cell, section, field)}"
             raise ConfigError(where, message)
+
+
+def check_weights(suite: Suite, cells: list[Cell]) -> None:
+    """``model.weights`` files exist, ``model.pretrained`` weights are cached or the hub answers
+    (one short probe): a property of this machine, so checked only before running."""
+    from bench.models.backbone import check_weights as problem_of
+
+    for model in {c.sections.model.model_dump_json(): c for c in cells}.values():
+        problem = problem_of(model.sections.model)
+        if problem is not None:
+            field, message = problem
+            raise ConfigError(f"{suite.path}: {key_path(suite, model, 'model', field)}", message)
 
 
 def check_cells(suite: Suite, cells: list[Cell], data_root: str | None) -> None:

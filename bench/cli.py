@@ -97,6 +97,7 @@ def run(
     only,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
+    from bench.checks import check_weights
     from bench.suite import load_suite
 
     suite = load_suite(suite_file, overrides, override_files, data_root)  # before torch/MLflow
@@ -113,6 +114,7 @@ def run(
         return
     folders = [(Path(workdir), "the --workdir"), (Path("reports"), "the report folder")]
     check_run_paths(tracking_uri, *folders)
+    check_weights(suite, cells)
     run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
 
 

@@ -330,12 +330,19 @@ def check_names(suite: Suite) -> None:
                 f"{where}: methods[{i}]",
                 f"unknown method '{method}'; known: {', '.join(METHODS.names())}",
             )
+    shown = []
     for i, ds in enumerate(spec.datasets):
         name = dataset_spec(ds)[0]
         if name not in DATASETS:
             raise ConfigError(
                 f"{where}: datasets[{i}]",
                 f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}",
+            )
+        shown.append(getattr(ds, "label", None) or name)
+        if shown[-1] in shown[:-1]:
+            raise ConfigError(
+                f"{where}: datasets[{i}]",
+                f"expected distinct datasets; give a label to tell apart two '{name}' entries",
             )
     for key in ("ablations", "method_config"):
         for method in getattr(spec, key):

@@ -112,6 +112,7 @@ CASES = [
     # datasets
     ("dataset-unknown", patched("datasets", ["nope"]), [], S, "datasets[0]: unknown dataset"),
     ("datasets-empty", patched("datasets", []), [], S, "datasets: List should have at least 1"),
+    ("dataset-twice", patched("datasets", ["synthetic-video"] * 2), [], S, "datasets[1]: expected"),
     ("dataset-key", patched("datasets.0.colour", 1), [], S, "colour: unknown key"),
     ("splits-out-of-range", patched("datasets.0.splits", [5]), [], S, "datasets[0].splits"),
     ("splits-duplicate", patched("datasets.0.splits", [0, 0]), [], S, "datasets[0].splits"),

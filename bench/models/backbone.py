@@ -8,6 +8,8 @@ shape (B, T, C, H, W) so that it can relate frames.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import timm
@@ -142,9 +144,6 @@ def pretrained_cached(backbone: str) -> bool:
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     """One TCP connection attempt to the weight hub (no retries); False if HF_HUB_OFFLINE."""
-    import os
-    import socket
-
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return False
     try:
