@@ -25,6 +25,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from fixtures import real_layouts as fx
 
 from bench.cli import cli
 from bench.errors import BenchError, DataError
@@ -246,6 +247,38 @@ def test_malformed_input_is_one_line_before_any_work(
     assert "Traceback" not in result.output
     assert not (in_tmp / "mlflow.db").exists() and not (in_tmp / "mlruns").exists()
     assert not (in_tmp / "data").exists() and not (in_tmp / ".bench").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "build"),
+    [("mars", "MARS", fx.build_mars), ("ilids-vid", "iLIDS-VID", fx.build_ilids)],
+)
+def test_p_and_splits_are_checked_against_a_real_release_index(
+    in_tmp, monkeypatch, name, folder, build
+):
+    """From the release's index and split files: no frame is decoded to know the sizes."""
+    from PIL import Image
+
+    from bench.errors import ConfigError
+    from bench.suite import build_dataset, load_suite
+
+    build(in_tmp / folder)
+    dataset = build_dataset(name, {}, str(in_tmp))
+    ids = dataset.train_identities(0)
+    assert ids == len({t.pid for t in dataset.load_split(0).train})
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a frame was decoded")
+
+    monkeypatch.setattr(Image, "open", no_decoding)
+    suite = {**SUITE, "datasets": [name]}
+    (in_tmp / S).write_text(yaml.safe_dump(suite))
+    with pytest.raises(ConfigError, match=f"defaults.data.p: expected at most {ids} identities"):
+        load_suite(S, [f"data.p={ids + 1}"], data_root=str(in_tmp))
+    load_suite(S, [f"data.p={ids}"], data_root=str(in_tmp))
+    n = dataset.num_splits()
+    with pytest.raises(ConfigError, match=r"datasets\[0\].splits: expected distinct split"):
+        load_suite(S, [f"datasets=[{{name: {name}, splits: [{n}]}}]"], data_root=str(in_tmp))
 
 
 def test_offline_pretrained_names_the_local_weights_option(in_tmp, monkeypatch):
