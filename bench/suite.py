@@ -315,14 +315,15 @@ def load_suite(
     suite = Suite(str(path), spec, raw)
     check_names(suite)
     cells = suite.cells(data_root)  # validates every override and dataset option
-    from bench.checks import check_cells
+    from bench.checks import check_cells  # here: bench.checks imports this module
 
     check_cells(suite, cells, data_root)
     return suite
 
 
 def check_names(suite: Suite) -> None:
-    """Unknown methods, datasets, backbones, and ablations of methods the suite does not run."""
+    """Unknown methods and datasets, repeated datasets, and ablations of methods the suite does
+    not run (backbones: :mod:`bench.checks`)."""
     spec, where = suite.spec, suite.path
     for i, method in enumerate(spec.methods):
         if not known_method(method):
