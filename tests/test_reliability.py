@@ -338,6 +338,23 @@ def test_method_configs_registered_apart_are_the_methods_configs():
         assert method_config(name) is METHODS.get(name).Config
 
 
+def test_a_third_party_method_without_a_separate_config_still_validates(monkeypatch):
+    from bench.config import MethodConfig
+    from bench.method import Method
+    from bench.registry import METHODS, known_method, method_config
+
+    class OwnConfig(MethodConfig):
+        alpha: float = 1.0
+
+    class ThirdParty(Method):
+        Config = OwnConfig
+
+    METHODS.names()  # load the built-ins first
+    monkeypatch.setitem(METHODS._items, "third-party", ThirdParty)
+    assert known_method("third-party") and method_config("third-party") is OwnConfig
+    assert not known_method("nope")
+
+
 # ---------------------------------------------------------------------------------------------
 # 3. Pickle: nothing from disk is unpickled
 # ---------------------------------------------------------------------------------------------

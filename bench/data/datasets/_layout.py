@@ -316,10 +316,11 @@ class RealDataset(ReIDDataset):
         ]
 
     def train_identities(self, index: int) -> int | None:
-        """From the parsed release (file names and split files); None before it exists."""
-        if not self.root.is_dir() or not 0 <= index < self.num_splits():
-            return None
+        """From the parsed release (file names and split files; a missing or malformed release
+        is a DataError here, before any work)."""
         rel = self.release
+        if not 0 <= index < self.num_splits():
+            return None
         if isinstance(rel, PairedRelease):
             return len(rel.splits[index].train)
         return len({r.pid for r in rel.train})
