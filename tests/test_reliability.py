@@ -524,6 +524,7 @@ def test_skip_step_skips_counts_and_is_bounded(tmp_path):
     logs = []
     trainer.fit(lambda epoch, values: logs.append(values))
     assert logs[0]["train.skipped_steps"] == 1
+    assert np.isfinite(logs[0]["loss/total"])  # the mean of the 3 steps that were taken
     assert torch.isfinite(trainer.method.w).all()
     with pytest.raises(NonFiniteError, match="limit of 0 skipped steps is reached"):
         _trainer(tmp_path / "b", on_nonfinite="skip_step", max_skipped_steps=0).fit()

@@ -58,6 +58,7 @@ class Trainer:
         self.method.train()
         self.loader.sampler.set_epoch(epoch)
         sums: dict[str, float] = defaultdict(float)
+        skipped = self.guard.skipped
         steps = len(self.loader)
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
@@ -86,7 +87,8 @@ class Trainer:
             bar.set_postfix(loss=f"{float(total.detach()):.3f}")
             bar.update()
         bar.close()
-        out = {f"loss/{k}": v / max(steps, 1) for k, v in sums.items()}
+        done = steps - (self.guard.skipped - skipped)  # steps that updated the weights
+        out = {f"loss/{k}": v / max(done, 1) for k, v in sums.items()}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
         out["train.skipped_steps"] = self.guard.skipped
         return out
