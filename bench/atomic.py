@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,20 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+#: Free space below which a failed write is taken to have filled the disk (some writers, such as
+#: torch.save, report a full disk as a RuntimeError without an errno).
+FULL_BELOW = 1 << 20
+
+
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW
+    except OSError:
+        return False
+
+
 @contextmanager
 def atomic_path(path: str | Path, keeps: str = "") -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path``.
@@ -48,13 +63,16 @@ def atomic_path(path: str | Path, keeps: str = "") -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:
+        full = _disk_full(exc, path.parent)
         tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            kept = f"; {keeps} is kept" if keeps else ""
-            message = f"{path}: the disk is full (no space left on device){kept}"
-            raise DiskFullError(message) from exc
-        raise
+        if not full:
+            raise
+        # drop the failed writer's frames: an open handle would keep the space in use
+        exc.with_traceback(None)
+        kept = f"; {keeps} is kept" if keeps else ""
+        message = f"{path}: the disk is full (no space left on device){kept}"
+        raise DiskFullError(message) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

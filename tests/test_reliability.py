@@ -605,7 +605,7 @@ def mount_tmpfs(tmp_path):
 
     yield mount
     for point in mounted:
-        subprocess.run(["umount", str(point)], check=False)
+        subprocess.run(["umount", "--lazy", str(point)], check=False)
 
 
 def test_a_really_full_disk_keeps_the_previous_checkpoint(mount_tmpfs):
@@ -619,6 +619,8 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(mount_tmpfs):
         checkpoint.save(path, {"epoch": 2, "w": torch.ones(1_000_000)})  # 4 MB > 1 MB
     assert checkpoint.load(path)["epoch"] == 1
     assert os.listdir(disk) == ["checkpoint.pt"]
+    checkpoint.save(path, {"epoch": 2, "w": torch.ones(1000)})  # the space came back
+    assert checkpoint.load(path)["epoch"] == 2
 
 
 def test_atomic_text_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
