@@ -91,11 +91,11 @@ def check_weights(suite: Suite, cells: list[Cell]) -> None:
     (one short probe): a property of this machine, so checked only before running."""
     from bench.models.backbone import check_weights as problem_of
 
-    for model in {c.sections.model.model_dump_json(): c for c in cells}.values():
-        problem = problem_of(model.sections.model)
+    for cell in {c.sections.model.model_dump_json(): c for c in cells}.values():
+        problem = problem_of(cell.sections.model)
         if problem is not None:
             field, message = problem
-            raise ConfigError(f"{suite.path}: {key_path(suite, model, 'model', field)}", message)
+            raise ConfigError(f"{suite.path}: {key_path(suite, cell, 'model', field)}", message)
 
 
 def check_cells(suite: Suite, cells: list[Cell], data_root: str | None) -> None:

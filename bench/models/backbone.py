@@ -52,9 +52,7 @@ def create_timm_model(cfg: ModelConfig) -> nn.Module:
     if problem is not None:
         raise BenchError(f"model.{problem[0]}: {problem[1]}")
     if cfg.weights is not None:
-        if not Path(cfg.weights).is_file():
-            raise BenchError(f"model.weights: no such file '{cfg.weights}'")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).resolve())}
+        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).expanduser().resolve())}
     try:
         return timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=0, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
