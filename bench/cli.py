@@ -11,6 +11,7 @@ import click
 
 from bench.data.cli import data
 from bench.errors import BenchError
+from bench.preflight import check_run_paths, store_folders
 
 
 def _tracking_option(f):
@@ -140,10 +141,12 @@ def run(
     ddp,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
-    from bench.runner import print_grid, run_suite
+    from bench.checks import check_weights
     from bench.suite import load_suite
 
-    suite = load_suite(suite_file, _with_device(overrides, device), override_files)
+    suite = load_suite(suite_file, _with_device(overrides, device), override_files, data_root)
+    from bench.runner import print_grid, run_suite  # after validation: torch and MLflow
+
     unknown = set(only) - set(suite.spec.methods)
     if unknown:
         raise click.BadParameter(
@@ -153,6 +156,9 @@ def run(
     if dry_run:
         print_grid(suite, cells)
         return
+    folders = [(Path(workdir), "the --workdir"), (Path("reports"), "the report folder")]
+    check_run_paths(tracking_uri, *folders)
+    check_weights(suite, cells)
     if ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(ddp, suite.name, click.get_current_context().params))
     run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
@@ -177,6 +183,7 @@ def report(table, suite_name, dataset, out, formats, reference, tracking_uri) ->
     the MLflow runs, into reports/."""
     from bench.runner import make_reports
 
+    check_run_paths(tracking_uri, (Path(out), "the --out folder"))
     make_reports(tracking_uri, suite_name, dataset, Path(out), table, formats or ("md",), reference)
 
 
@@ -242,6 +249,12 @@ def tune(
     """Search METHOD's hyper-parameters with Optuna on a validation split of training ids."""
     from bench.runner import run_tune
 
+    check_run_paths(
+        tracking_uri,
+        *store_folders(storage, "the tune storage"),
+        (Path(workdir), "the --workdir"),
+        (Path(out), "the --out folder"),
+    )
     run_tune(
         method,
         trials,

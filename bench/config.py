@@ -6,9 +6,9 @@ that names the key. Method configs derive from :class:`MethodConfig`.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 
 class Section(BaseModel):
@@ -16,6 +16,9 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+
+#: Upper bounds of sizes (a typo such as ``height: 1e9`` fails validation, not the machine).
+MAX_SIDE, MAX_FRAMES, MAX_BATCH, MAX_EPOCHS = 4096, 1024, 4096, 100_000
 
 #: ``Field(..., json_schema_extra=TEST_TIME)`` marks a method field that acts only at test time:
 #: cells that differ only in such fields (and in ``eval``) share one trained model.
@@ -29,30 +32,36 @@ class MethodConfig(Section):
     def test_time_fields(cls) -> set[str]:
         return {k for k, f in cls.model_fields.items() if f.json_schema_extra == TEST_TIME}
 
+    def eval_defaults(self, data: DataConfig) -> dict[str, Any]:
+        """``eval`` settings this method tests with unless a suite sets them explicitly (its
+        own test protocol); applied by :func:`bench.suite.resolve_eval`."""
+        return {}
+
 
 class ModelConfig(Section):
     backbone: str = Field("resnet18", description="timm model name of a CNN with stages")
     pretrained: bool = Field(False, description="load timm's ImageNet weights")
     weights: str | None = Field(None, description="local weight file for the backbone")
-    last_stride: int = Field(1, description="stride of the last stage (1 = re-ID convention)")
+    last_stride: Literal[1, 2] = Field(1, description="stride of the last stage (1 = re-ID)")
     kwargs: dict = Field(default_factory=dict, description="extra timm create_model kwargs")
 
 
 class DataConfig(Section):
-    height: int = Field(256, gt=0, description="input height in pixels")
-    width: int = Field(128, gt=0, description="input width in pixels")
-    seq_len: int = Field(4, ge=1, description="T, frames per training clip")
+    height: StrictInt = Field(256, gt=0, le=MAX_SIDE, description="input height in pixels")
+    width: StrictInt = Field(128, gt=0, le=MAX_SIDE, description="input width in pixels")
+    seq_len: StrictInt = Field(4, ge=1, le=MAX_FRAMES, description="T, frames per clip")
     sampling: Literal["random", "stride", "chunks"] = Field(
         "random", description="how a training clip picks its T frames"
     )
-    stride: int = Field(8, ge=1, description="frame stride for sampling: stride")
-    p: int = Field(8, ge=2, description="identities per batch (P)")
-    k: int = Field(4, ge=2, description="tracklets per identity per batch (K)")
+    stride: int = Field(8, ge=1, le=MAX_FRAMES, description="frame stride for sampling: stride")
+    p: StrictInt = Field(8, ge=2, le=MAX_BATCH, description="identities per batch (P)")
+    k: StrictInt = Field(4, ge=2, le=MAX_BATCH, description="tracklets per identity (K)")
     flip: float = Field(0.5, ge=0, le=1, description="probability of a clip-level h-flip")
     erasing: float = Field(0.5, ge=0, le=1, description="probability of clip-level erasing")
     workers: int | None = Field(
         None,
         ge=0,
+        le=256,
         description="DataLoader workers (None: min(8, CPUs) on a GPU, 0 on the CPU)",
     )
     cache_frames: bool = Field(True, description="keep decoded, resized frames in memory")
@@ -61,7 +70,7 @@ class DataConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(8, ge=0)
+    epochs: StrictInt = Field(8, ge=0, le=MAX_EPOCHS)
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(3e-4, gt=0)
     weight_decay: float = Field(5e-4, ge=0)
@@ -82,6 +91,11 @@ class TrainConfig(Section):
         "local", description="DDP: loss per rank's batch, or over the batch of all ranks"
     )
     sync_bn: bool = Field(False, description="DDP: SyncBatchNorm over all ranks")
+    on_nonfinite: Literal["fail", "skip_step"] = Field(
+        "fail", description="a NaN/inf loss or gradient: fail the cell, or skip that step"
+    )
+    max_skipped_steps: int = Field(10, ge=0, le=10_000, description="skip_step: most skips")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this")
 
 
 class RerankConfig(Section):
@@ -97,11 +111,13 @@ class RerankConfig(Section):
 
 
 class EvalConfig(Section):
-    clip_len: int | None = Field(None, ge=1, description="frames per test clip (None = seq_len)")
+    clip_len: int | None = Field(
+        None, ge=1, le=MAX_FRAMES, description="frames per test clip (None = seq_len)"
+    )
     clip_stride: int | None = Field(None, ge=1, description="clip stride (None = clip_len)")
     clip_norm: bool = Field(False, description="L2-normalise clip features before averaging")
     max_frames: int | None = Field(None, ge=1, description="cap frames per tracklet")
-    batch_size: int = Field(32, ge=1, description="clips per inference batch")
+    batch_size: int = Field(32, ge=1, le=65536, description="clips per inference batch")
     seq_lengths: list[int] = Field(
         default_factory=list, description="sequence-length study: probe x gallery lengths"
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.atomic import atomic_path, write_text
 from bench.plots import cmc_figure, heatmap_figure, rerank_figure
 from bench.report import Report, mean_cmc_curves, rerank_gains, seqlen_grids
 from bench.tables import to_html, to_latex, to_markdown
@@ -114,7 +115,7 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     """One row per run and final metric."""
     metrics = sorted(c for c in df.columns if c.startswith("metrics."))
     cols = [c for c in RUN_COLUMNS if c in df]
-    with path.open("w", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*(RUN_COLUMNS[c] for c in cols), "metric", "value"])
         for _, run in df.iterrows():
@@ -142,11 +143,11 @@ def write(mlf, report: Report, out_dir: Path, formats: tuple[str, ...] = ("md",)
     for fmt in formats:
         path = base.with_suffix(SUFFIX[fmt])
         if fmt == "md":
-            path.write_text(to_markdown_page(report, out_dir) + reading)
+            write_text(path, to_markdown_page(report, out_dir) + reading)
         elif fmt == "latex":
-            path.write_text(to_latex_page(report))
+            write_text(path, to_latex_page(report))
         elif fmt == "html":
-            path.write_text(to_html_page(report, reading))
+            write_text(path, to_html_page(report, reading))
         else:
             write_csv(report.runs, path)
         paths.append(path)

@@ -3,8 +3,6 @@
 A method is an ``nn.Module`` registered with ``@register_method("name")`` and a pydantic
 ``Config`` holding its paper's defaults and ablation switches. The harness calls:
 
-- ``eval_defaults(config, data)`` when a suite is resolved: the method's own test protocol
-  (``eval`` keys), which a suite's explicit ``eval`` keys override;
 - ``adapt_config(config, available)`` before training: check the auxiliary inputs it needs
   (``part_masks``, ``keypoints``) against what the dataset provides; fall back or fail clearly;
 - ``forward(batch)`` -> outputs, and ``loss(outputs, batch)`` -> named loss terms (all logged;
@@ -29,7 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.config import DataConfig, Defaults, MethodConfig, ModelConfig
+from bench.config import DataConfig, MethodConfig, ModelConfig
 from bench.distance import cosine
 
 Batch = dict[str, torch.Tensor]
@@ -55,11 +53,6 @@ class Method(nn.Module):
         self.num_classes = num_classes
 
     @classmethod
-    def eval_defaults(cls, config: MethodConfig, data: DataConfig) -> dict[str, Any]:
-        """``eval`` settings this method tests with unless a suite sets them explicitly."""
-        return {}
-
-    @classmethod
     def adapt_config(
         cls, config: MethodConfig, available: frozenset[str]
     ) -> tuple[MethodConfig, list[str]]:
@@ -68,16 +61,6 @@ class Method(nn.Module):
         Raise :class:`bench.errors.BenchError` if the method cannot run without a missing input.
         """
         return config, []
-
-    @classmethod
-    def resolve_eval(cls, config: MethodConfig, sections: Defaults, explicit: set[str]) -> Defaults:
-        """``sections`` with :meth:`eval_defaults` filled in under the ``explicit`` eval keys."""
-        defaults = cls.eval_defaults(config, sections.data)
-        patch = {k: v for k, v in defaults.items() if k not in explicit}
-        if not patch:
-            return sections
-        ev = sections.eval.model_validate({**sections.eval.model_dump(), **patch})
-        return sections.model_copy(update={"eval": ev})
 
     @classmethod
     def aux_inputs(cls, config: MethodConfig) -> frozenset[str]:

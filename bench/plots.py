@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from bench.atomic import atomic_path  # noqa: E402
+
 
 def cmc_figure(curves: dict[str, list[float]], title: str, path: Path) -> Path:
     """One CMC curve (rank 1..len, percent) per label, saved to ``path``."""
@@ -20,8 +22,8 @@ def cmc_figure(curves: dict[str, list[float]], title: str, path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
@@ -41,8 +43,8 @@ def heatmap_figure(grid: dict[tuple[int, int], float], title: str, path: Path) -
     ax.set(xlabel="gallery length", ylabel="probe length", title=title)
     fig.colorbar(im, ax=ax, label="rank-1 (%)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path
 
@@ -65,7 +67,7 @@ def rerank_figure(gains: dict[str, dict[str, tuple[float, float]]], title: str, 
     axes[0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path

@@ -3,6 +3,11 @@
 Built-in and third-party plugins are found the same way: a package declares an entry point in
 the group ``bench.methods`` or ``bench.datasets`` whose value is a module; importing that module
 runs its ``@register_method`` / ``@register_dataset`` decorators.
+
+Validating a suite needs only the methods' configs, not the methods (which import torch): a
+method's ``Config`` may be registered on its own with ``@register_method_config`` in an
+import-light module (built-ins: ``methods/config/``; third parties: the entry-point group
+``bench.method_configs``). :func:`method_config` uses it, and falls back to the method itself.
 """
 
 from __future__ import annotations
@@ -71,3 +76,16 @@ METHODS: Registry = Registry("method", "bench.methods", "methods")
 DATASETS: Registry = Registry("dataset", "bench.datasets", "bench.data.datasets")
 register_method = METHODS.register
 register_dataset = DATASETS.register
+METHOD_CONFIGS: Registry = Registry("method", "bench.method_configs", "methods.config")
+register_method_config = METHOD_CONFIGS.register
+
+
+def method_config(name: str) -> type:
+    """The Config class of a method, without importing the method when it is registered apart."""
+    if name in METHOD_CONFIGS:
+        return METHOD_CONFIGS.get(name)
+    return METHODS.get(name).Config
+
+
+def known_method(name: str) -> bool:
+    return name in METHOD_CONFIGS or name in METHODS

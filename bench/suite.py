@@ -14,15 +14,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import timm
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from bench.config import SECTIONS, Defaults, MethodConfig
 from bench.errors import ConfigError
-from bench.registry import DATASETS, METHODS
+from bench.registry import DATASETS, METHODS, known_method, method_config
+from bench.strict_yaml import parse_yaml, read_yaml_file
 
 ROOT_KEYS = (
     "name",
@@ -35,6 +34,10 @@ ROOT_KEYS = (
     "defaults",
     "report",
 )
+
+
+#: A seed: a non-negative integer below 2**32 (numpy's limit); booleans are not seeds.
+Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
 class DatasetSpec(BaseModel):
@@ -57,15 +60,23 @@ class SuiteFile(BaseModel):
     """The shape of a suite file (semantic checks come after, in :func:`validate`)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/\\][^/\\]*$")
     description: str = ""
     datasets: list[str | DatasetSpec] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
     method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ablations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
     defaults: Defaults = Field(default_factory=Defaults)
     report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @field_validator("methods", "seeds")
+    @classmethod
+    def _unique(cls, values: list) -> list:
+        repeated = sorted({v for i, v in enumerate(values) if v in values[:i]}, key=str)
+        if repeated:
+            raise ValueError(f"expected distinct entries; repeated: {repeated}")
+        return values
 
 
 def format_loc(loc: tuple) -> str:
@@ -79,13 +90,18 @@ def format_loc(loc: tuple) -> str:
 def raise_validation(where: str, exc: ValidationError, prefix: tuple = ()) -> None:
     """Re-raise a pydantic error as a ConfigError naming the first bad key path."""
     errors = exc.errors()
-    lines = []
-    for err in errors:
-        loc = [p for p in (*prefix, *err["loc"]) if p not in ("str", "DatasetSpec")]
-        got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{where}: {format_loc(tuple(loc))}: {msg}{got}")
-    raise ConfigError(where, "\n".join(lines)[len(where) + 2 :])
+    err = errors[0]
+    loc = [p for p in (*prefix, *err["loc"]) if p not in ("str", "DatasetSpec")]
+    got = f" (got {_shown(err['input'])})" if err["type"] != "missing" else ""
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    more = f" [and {len(errors) - 1} more]" if len(errors) > 1 else ""
+    raise ConfigError(where, f"{format_loc(tuple(loc))}: {msg}{got}{more}")
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """repr of a bad value on one line, shortened."""
+    text = repr(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def set_path(tree: dict, dotted: str, value: Any) -> None:
@@ -107,7 +123,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"-o {text}", "expected KEY=VALUE, e.g. train.epochs=2")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    return key.strip(), parse_yaml(value, f"-o {text}")
 
 
 def deep_merge(base: dict, patch: dict) -> dict:
@@ -124,10 +140,7 @@ def deep_merge(base: dict, patch: dict) -> dict:
 def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(str(path), "no such suite file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from exc
+    data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError(str(path), "expected a mapping at the top level")
     return data
@@ -246,14 +259,10 @@ class Suite:
         explicit = self.spec.defaults.eval.model_fields_set | set(patch.get("eval", {}))
         try:
             defaults = Defaults.model_validate(merged)
-            config = METHODS.get(method).Config.model_validate({**base_fields, **fields})
-            defaults = METHODS.get(method).resolve_eval(config, defaults, explicit)
+            config = method_config(method).model_validate({**base_fields, **fields})
+            defaults = resolve_eval(config, defaults, explicit)
         except ValidationError as exc:
             raise_validation(where, exc)
-        if not timm.is_model(defaults.model.backbone):
-            raise ConfigError(
-                f"{where}: model.backbone", f"unknown timm backbone '{defaults.model.backbone}'"
-            )
         return config, defaults
 
     def cells(self, data_root: str | None = None) -> list[Cell]:
@@ -301,8 +310,16 @@ def build_dataset(name: str, options: dict, data_root: str | None, where: str = 
     return cls(opts, data_root)
 
 
-def load_suite(path: str | Path, overrides: list[str] = (), override_files: list[str] = ()):
-    """Read, patch and validate a suite file; every problem is a ConfigError with a key path."""
+def load_suite(
+    path: str | Path,
+    overrides: list[str] = (),
+    override_files: list[str] = (),
+    data_root: str | None = None,
+):
+    """Read, patch and validate a suite file; every problem is a ConfigError with a key path.
+
+    Checks that need the datasets' sizes (index files only) and the backbones come last, so
+    that a plain mistake is reported before timm and torch are imported."""
     path = Path(path)
     raw = read_yaml(path)
     for extra in override_files:
@@ -315,30 +332,36 @@ def load_suite(path: str | Path, overrides: list[str] = (), override_files: list
         raise_validation(str(path), exc)
     suite = Suite(str(path), spec, raw)
     check_names(suite)
-    suite.cells()  # validates every override and dataset option before any work starts
+    cells = suite.cells(data_root)  # validates every override and dataset option
+    from bench.checks import check_cells  # here: bench.checks imports this module
+
+    check_cells(suite, cells, data_root)
     return suite
 
 
 def check_names(suite: Suite) -> None:
-    """Unknown methods, datasets, backbones, and ablations of methods the suite does not run."""
+    """Unknown methods and datasets, repeated datasets, and ablations of methods the suite does
+    not run (backbones: :mod:`bench.checks`)."""
     spec, where = suite.spec, suite.path
-    if not timm.is_model(spec.defaults.model.backbone):
-        raise ConfigError(
-            f"{where}: defaults.model.backbone",
-            f"unknown timm backbone '{spec.defaults.model.backbone}'",
-        )
     for i, method in enumerate(spec.methods):
-        if method not in METHODS:
+        if not known_method(method):
             raise ConfigError(
                 f"{where}: methods[{i}]",
                 f"unknown method '{method}'; known: {', '.join(METHODS.names())}",
             )
+    shown = []
     for i, ds in enumerate(spec.datasets):
         name = dataset_spec(ds)[0]
         if name not in DATASETS:
             raise ConfigError(
                 f"{where}: datasets[{i}]",
                 f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}",
+            )
+        shown.append(getattr(ds, "label", None) or name)
+        if shown[-1] in shown[:-1]:
+            raise ConfigError(
+                f"{where}: datasets[{i}]",
+                f"expected distinct datasets; give a label to tell apart two '{name}' entries",
             )
     for key in ("ablations", "method_config"):
         for method in getattr(spec, key):
@@ -369,3 +392,13 @@ def check_reference(suite: Suite) -> None:
         raise ConfigError(
             f"{suite.path}: report.reference", f"expected one of {rows} (got {ref!r})"
         )
+
+
+def resolve_eval(config: MethodConfig, sections: Defaults, explicit: set[str]) -> Defaults:
+    """``sections`` with the method's :meth:`~bench.config.MethodConfig.eval_defaults` filled
+    in under the ``explicit`` eval keys (those the suite sets itself)."""
+    patch = {k: v for k, v in config.eval_defaults(sections.data).items() if k not in explicit}
+    if not patch:
+        return sections
+    ev = sections.eval.model_validate({**sections.eval.model_dump(), **patch})
+    return sections.model_copy(update={"eval": ev})

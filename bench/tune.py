@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 import yaml
 
+from bench.atomic import write_text
 from bench.engine.cell import RunOptions, run_cell
 from bench.registry import METHODS
 from bench.suite import Cell, Suite, dataset_spec, deep_merge
@@ -105,7 +106,6 @@ def write_best(study: optuna.Study, opts: TuneOptions) -> Path:
         f"{len(study.trials)} trials: trial {best.number}, validation mAP "
         f"{best.value:.2f}\n# use with: bench run SUITE -O {path}\n"
     )
-    path.write_text(
-        header + yaml.safe_dump(best_override(opts.method, best.params), sort_keys=False)
-    )
+    best_yaml = yaml.safe_dump(best_override(opts.method, best.params), sort_keys=False)
+    write_text(path, header + best_yaml)
     return path

@@ -7,26 +7,17 @@ loss on the pooled feature (METHODS.md, "baseline"). Test: cosine on the BN-neck
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.config import DataConfig, ModelConfig
 from bench.losses import batch_hard_triplet, cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, temporal_avg
 from bench.registry import register_method
-
-
-class BaselineConfig(MethodConfig):
-    triplet: Literal["batch-hard", "weighted", "none"] = Field(
-        "batch-hard", description="triplet loss on the clip feature ('none' = L_ce only)"
-    )
-    triplet_margin: float = Field(0.3, ge=0, description="batch-hard margin")
-    triplet_metric: Literal["euclidean", "cosine"] = "euclidean"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+from methods.config.baseline import BaselineConfig
 
 
 def triplet_term(cfg: BaselineConfig, feat: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:

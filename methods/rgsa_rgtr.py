@@ -19,18 +19,17 @@ Deviations, each a named switch that is off in the paper's form (docs/deviations
 
 RGSA sizes W_A for the N = H x W positions of the training input, and RGTR sizes W_R for the
 training clip length T: test clips must have the training frame size and length T. The method
-sets the paper's test protocol as its eval defaults (:meth:`RGSARGTR.eval_defaults`: clips of
+sets the paper's test protocol as its eval defaults (:meth:`RGSARGTRConfig.eval_defaults`: clips of
 length T, stride T/2, per-clip L2, average, L2); a suite's explicit ``eval`` keys override them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field
 
-from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.config import DataConfig, ModelConfig
 from bench.errors import BenchError
 from bench.losses import cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
@@ -38,32 +37,7 @@ from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, LinearClassifier, spatial_avg
 from bench.models.relation import RelationGuided, build_relation
 from bench.registry import register_method
-
-
-class RGSARGTRConfig(MethodConfig):
-    spatial: Literal["rgsa", "avg"] = Field(
-        "rgsa", description="frame feature: relation-guided spatial attention or average pooling"
-    )
-    temporal: Literal["rgtr", "avg"] = Field(
-        "rgtr", description="clip feature: relation-guided temporal refinement, or plain mean"
-    )
-    relation: Literal["rm", "inner-product"] = Field(
-        "rm", description="relation of two features: relation module or inner product (IP row)"
-    )
-    loss: Literal["total", "ce"] = Field(
-        "total", description="L_total = L_ce + weighted triplet, or L_ce (frame + clip CE) only"
-    )
-    r1: int = Field(32, ge=1, description="relation module: theta/phi reduce C to C/r1")
-    r2: int = Field(256, ge=1, description="relation module: relation vectors are C/r2-d")
-    rgtr_residual: bool = Field(
-        False, description="deviation: RGTR as f_t + BN0(W_R [f_t, r_t]), BN0 weight zero-init"
-    )
-    rgtr_stop_gradient: bool = Field(
-        False, description="deviation: no gradient from RGTR's relation vectors into f_t"
-    )
-    neck: Literal["none", "bn"] = Field(
-        "none", description="none (paper): classifiers and test on f_t, f~; bn: BN-necks"
-    )
+from methods.config.rgsa_rgtr import RGSARGTRConfig
 
 
 class RGSA(torch.nn.Module):
@@ -152,12 +126,6 @@ class RGSARGTR(Method):
         head = BNNeck if config.neck == "bn" else LinearClassifier  # neck + classifier, or alone
         self.frame_neck = head(c, num_classes)
         self.clip_neck = head(c, num_classes)
-
-    @classmethod
-    def eval_defaults(cls, config: RGSARGTRConfig, data: DataConfig) -> dict[str, Any]:
-        """The paper's test protocol: clips of T frames with stride T/2, each clip feature
-        L2-normalised, averaged, L2-normalised again (Sec. 4.1)."""
-        return {"clip_stride": max(1, data.seq_len // 2), "clip_norm": True}
 
     def _relation(self, channels: int) -> torch.nn.Module:
         cfg = self.config

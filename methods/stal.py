@@ -22,14 +22,13 @@ and :meth:`STAL.distance` define how clips combine and how tracklets compare.
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import Field, model_validator
 from timm.layers import ConvNormAct
 from torch import nn
 
-from bench.config import TEST_TIME, DataConfig, MethodConfig, ModelConfig
+from bench.config import DataConfig, ModelConfig
 from bench.distance import euclidean
 from bench.errors import BenchError, DataError
 from bench.losses import cross_entropy, triplet_from_distances
@@ -46,65 +45,7 @@ from bench.models.part_boxes import (
 )
 from bench.models.residual_attention import ResidualAttention
 from bench.registry import register_method
-
-Branches = Literal["both", "global", "local"]
-
-
-class STALConfig(MethodConfig):
-    """The paper's defaults (METHODS.md "STAL") and the switches of its ablations."""
-
-    split_stage: int = Field(
-        3, ge=1, le=3, description="last stage of the low-level CNN (3 = stride 16)"
-    )
-    ran: bool = Field(True, description="residual attention on the low-level map (global branch)")
-    parts: Literal["keypoints", "prior"] = Field(
-        "keypoints", description="part boxes from the 14 joints, or prior boxes"
-    )
-    min_box_cells: float = Field(
-        2.0, gt=0, description="minimum part-box side, in cells of the low-level map"
-    )
-    roi_size: int = Field(8, ge=1, description="RoI-align output size (s x s)")
-    part_net: Literal["light", "copy"] = Field(
-        "light", description="light conv head, or copies of the high-level stages (paper, costly)"
-    )
-    global_dim: int | None = Field(
-        None, ge=1, description="global embedding size (linear projection; None = backbone width)"
-    )
-    local_dim: int = Field(1024, ge=1, description="per-part embedding size")
-    train_branches: Branches = Field(
-        "both", description="branches trained: both | global (PGB) | local (PLB)"
-    )
-    test_branches: Branches = Field(
-        "both",
-        description="branches in the test distance: both | global (GB) | local (LB)",
-        json_schema_extra=TEST_TIME,
-    )
-    attention: Literal["st", "temporal", "spatial", "none"] = Field(
-        "st",
-        description="attention at test: st | temporal (TAN) | spatial (SAN) | none (ones)",
-        json_schema_extra=TEST_TIME,
-    )
-    fusion_rate: float = Field(
-        0.3, ge=0, description="test distance d = d_l + rate * d_g", json_schema_extra=TEST_TIME
-    )
-    margin_global: float = Field(1.2, ge=0, description="triplet margin m_g on d_g")
-    margin_local: float = Field(0.8, ge=0, description="triplet margin m_l on d_l")
-    local_weight: float = Field(0.3, ge=0, description="weight lambda of the local triplet")
-
-    @model_validator(mode="after")
-    def _tested_branches_are_trained(self) -> STALConfig:
-        if self.train_branches != "both" and self.test_branches != self.train_branches:
-            raise ValueError(
-                f"test_branches '{self.test_branches}' uses a branch that train_branches "
-                f"'{self.train_branches}' does not train"
-            )
-        return self
-
-    def trains(self, branch: str) -> bool:
-        return self.train_branches in ("both", branch)
-
-    def tests(self, branch: str) -> bool:
-        return self.test_branches in ("both", branch)
+from methods.config.stal import STALConfig
 
 
 class PartNet(nn.Module):

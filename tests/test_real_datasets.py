@@ -442,6 +442,8 @@ def test_suite_has_the_papers_settings(tmp_path, monkeypatch, name):
     build(tmp_path / folder)
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path))
     fixture_frames = ["datasets=[{name: prid2011, min_frames: 3}]"] if name == "prid" else []
+    # the fixture trees have fewer identities than the papers' P (a check test_reliability tests)
+    monkeypatch.setattr("bench.checks.check_datasets", lambda *args: None)
     cells = load_suite(SUITE_DIR / f"{name}.yaml", fixture_frames).cells()
     splits = 10 if name in ("ilidsvid", "prid") else 1
     assert len(cells) == splits * len(methods)

@@ -24,9 +24,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from bench.data.base import DatasetOptions
+from bench.data.npy import load_array
+from bench.errors import DataError
 
 PART_MASKS = "part_masks"
 KEYPOINTS = "keypoints"
@@ -51,9 +51,9 @@ def missing_files(paths: Iterable[str]) -> list[str]:
 def npy_shape(path: str) -> tuple[int, ...] | str:
     """The array shape stored in a ``.npy`` file (header only), or why it cannot be read."""
     try:
-        return tuple(np.load(path, mmap_mode="r").shape)
-    except (OSError, ValueError) as exc:
-        return f"not a readable .npy array ({exc})"
+        return tuple(load_array(path, mmap=True).shape)
+    except DataError as exc:
+        return str(exc).split(": ", 1)[1]
 
 
 def summarise(items: Sequence[str], limit: int = 3) -> str:

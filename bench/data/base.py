@@ -111,6 +111,11 @@ class ReIDDataset:
     def load_split(self, index: int) -> Split:
         raise NotImplementedError
 
+    def train_identities(self, index: int) -> int | None:
+        """Training identities of split ``index``, from index files or options only (never a
+        frame), for checking a suite before any work; None = not known cheaply."""
+        return None
+
     def available_aux(self) -> frozenset[str]:
         """Which auxiliary inputs ('part_masks', 'keypoints') its tracklets carry."""
         return frozenset()

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 
 from bench.data.base import Tracklet
+from bench.data.npy import check_keypoints, load_array
 from bench.errors import DataError
 
 
@@ -57,15 +58,8 @@ class FrameReader:
 
     def keypoints(self, track: Tracklet, picks: list[int]) -> torch.Tensor:
         """float (T, 14, 3): joints of the picked frames, x and y scaled to the input size."""
-        try:
-            kp = np.load(track.keypoints)
-        except (OSError, ValueError) as exc:
-            raise DataError(f"cannot read keypoints file {track.keypoints}: {exc}") from exc
-        if kp.shape != (len(track.frames), 14, 3):
-            raise DataError(
-                f"keypoints file {track.keypoints} has shape {kp.shape}; expected "
-                f"({len(track.frames)}, 14, 3) for its {len(track.frames)} frames"
-            )
+        kp = load_array(track.keypoints)
+        check_keypoints(track.keypoints, kp, len(track.frames), track.frames)
         out = torch.from_numpy(kp[picks].astype(np.float32))
         for t, i in enumerate(picks):
             nw, nh = self.native.get(track.frames[i]) or _open(track.frames[i], "RGB").size

@@ -241,11 +241,18 @@ def run_cell(
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         if distributed.is_rank0():
+            mlf.set_tag(run_id, "error", error_message(exc))
             mlf.set_terminated(run_id, status=status)
         raise
     if distributed.is_rank0():
         mlf.set_terminated(run_id, status="FINISHED")
     return CellResult(cell, run_id, "resumed" if resumed else "finished", metrics)
+
+
+def error_message(exc: BaseException) -> str:
+    """The ``error`` tag of a failed run: the exception's message (its type if it has none)."""
+    text = str(exc).strip() or type(exc).__name__
+    return (text if isinstance(exc, BenchError) else f"{type(exc).__name__}: {text}")[:5000]
 
 
 def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:

@@ -1,24 +1,35 @@
-"""Per-epoch checkpoints that make an interrupted cell resume where it stopped."""
+"""Per-epoch checkpoints that make an interrupted cell resume where it stopped.
+
+A checkpoint holds only tensors, numbers and state dicts, so it loads with
+``torch.load(weights_only=True)``: a crafted file cannot run code.
+"""
 
 from __future__ import annotations
 
-import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.atomic import atomic_path
+from bench.errors import DataError
+
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a crash during the write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically: a crash or a full disk leaves the previous checkpoint intact."""
+    with atomic_path(path, keeps="the previous checkpoint") as tmp:
+        torch.save(state, tmp)
 
 
 def load(path: Path) -> dict[str, Any] | None:
     """The saved state, or None if there is no checkpoint."""
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:
+        raise DataError(
+            f"{path}: not a checkpoint bench can load safely (weights only): "
+            f"{str(exc).splitlines()[0]}; delete it to retrain the cell"
+        ) from exc

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from bench.config import TrainConfig
 from bench.engine import checkpoint, distributed
 from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
+from bench.engine.finite import FiniteGuard
 from bench.engine.optim import build_optimizer, build_scheduler
 from bench.errors import BenchError
 from bench.method import Method
@@ -34,6 +35,7 @@ class Trainer:
         self.model = distributed.wrap(method, cfg)
         if cfg.compile:
             self.model = torch.compile(self.model)
+        self.guard = FiniteGuard(cfg)
 
     def resume(self) -> int:
         """Load the checkpoint if any; return the first epoch still to run."""
@@ -48,6 +50,7 @@ class Trainer:
         states = state.get("rng_ranks", [state["rng"]])
         if len(states) == distributed.world():
             torch.set_rng_state(states[distributed.rank()])
+        self.guard.skipped = state.get("skipped", 0)
         return state["epoch"]
 
     def _save(self, next_epoch: int) -> None:
@@ -64,13 +67,15 @@ class Trainer:
                 "scaler": self.scaler.state_dict(),
                 "rng": states[0],
                 "rng_ranks": states,
+                "skipped": self.guard.skipped,
             },
         )
 
-    def step(self, batch: dict) -> dict[str, torch.Tensor]:
+    def step(self, batch: dict, epoch: int, step: int) -> dict[str, torch.Tensor] | None:
         """One optimisation step on a batch: forward under autocast, the method's loss in
         float32 (over all ranks' outputs with ``mining: global``), scaled backward; returns
-        the detached loss terms and their ``total``."""
+        the detached loss terms and their ``total``, or None for a step skipped as not
+        finite (:class:`bench.engine.finite.FiniteGuard` fails the cell otherwise)."""
         batch = to_device(batch, self.placement.device)
         with autocast(self.placement):
             outputs = self.model(batch)
@@ -81,7 +86,12 @@ class Trainer:
         terms = self.method.loss(outputs, batch)
         total = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
+        if not self.guard.loss_ok(terms, epoch, step):
+            return None
         self.scaler.scale(distributed.global_loss(total) if pooled else total).backward()
+        self.scaler.unscale_(self.optimizer)
+        if not self.guard.grads_ok(self.method, terms, epoch, step, self.scaler.is_enabled()):
+            return None
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return {**{k: v.detach() for k, v in terms.items()}, "total": total.detach()}
@@ -91,6 +101,7 @@ class Trainer:
         self.method.train()
         self.loader.sampler.set_epoch(epoch)
         sums: dict[str, torch.Tensor] = defaultdict(float)
+        skipped = self.guard.skipped
         steps = len(self.loader)
         if self.cfg.max_steps_per_epoch:
             steps = min(steps, self.cfg.max_steps_per_epoch)
@@ -105,16 +116,21 @@ class Trainer:
         for step, batch in enumerate(self.loader):
             if step >= steps:
                 break
-            terms = self.step(batch)
+            terms = self.step(batch, epoch, step)
+            if terms is None:  # skipped: not finite (train.on_nonfinite: skip_step)
+                bar.update()
+                continue
             for name, value in terms.items():
                 sums[name] = sums[name] + value
             if step % 10 == 0:  # reading the loss waits for the device: not every step
                 bar.set_postfix(loss=f"{float(terms['total']):.3f}")
             bar.update()
         bar.close()
-        means = distributed.mean_over_ranks({k: v / max(steps, 1) for k, v in sums.items()})
+        done = steps - (self.guard.skipped - skipped)  # steps that updated the weights
+        means = distributed.mean_over_ranks({k: v / max(done, 1) for k, v in sums.items()})
         out = {f"loss/{k}": float(v) for k, v in means.items()}
         out["lr"] = self.optimizer.param_groups[0]["lr"]
+        out["train.skipped_steps"] = self.guard.skipped
         return out
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:

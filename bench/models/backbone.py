@@ -8,6 +8,8 @@ shape (B, T, C, H, W) so that it can relate frames.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import timm
@@ -46,10 +48,11 @@ def create_timm_model(cfg: ModelConfig) -> nn.Module:
         raise BenchError(f"unknown timm backbone '{cfg.backbone}'")
     kwargs = dict(cfg.kwargs)
     pretrained = cfg.pretrained or cfg.weights is not None
+    problem = check_weights(cfg)
+    if problem is not None:
+        raise BenchError(f"model.{problem[0]}: {problem[1]}")
     if cfg.weights is not None:
-        if not Path(cfg.weights).is_file():
-            raise BenchError(f"model.weights: no such file '{cfg.weights}'")
-        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).resolve())}
+        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).expanduser().resolve())}
     try:
         return timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=0, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
@@ -59,6 +62,93 @@ def create_timm_model(cfg: ModelConfig) -> nn.Module:
             "Without network access set model.pretrained: false, or point model.weights at a "
             "local weight file."
         ) from exc
+
+
+def stage_info(model: nn.Module, cfg: ModelConfig) -> list[dict] | str:
+    """timm's ``feature_info`` of the 4 stages (stride 4/8/16/32), or why there are not 4."""
+    info = [f for f in model.feature_info if f["reduction"] >= 4][-4:]
+    strides = [f["reduction"] for f in info]
+    if strides == [4, 8, 16, 32]:
+        return info
+    shown = "/".join(map(str, strides)) or "none"
+    hint = f" with model.kwargs {cfg.kwargs}" if cfg.kwargs else ""
+    return (
+        f"backbone '{cfg.backbone}'{hint} has {len(info)} stages of stride {shown}; expected 4 "
+        "stages of stride 4/8/16/32"
+    )
+
+
+def check_backbone(cfg: ModelConfig, height: int, width: int) -> tuple[str, str] | None:
+    """(key, problem) if the backbone cannot take this config and input size, else None.
+
+    The model is built on the ``meta`` device (no memory, no weights), so this is cheap."""
+    if not timm.is_model(cfg.backbone):
+        return "backbone", f"unknown timm backbone (got '{cfg.backbone}')"
+    try:
+        with torch.device("meta"):
+            model = timm.create_model(cfg.backbone, pretrained=False, num_classes=0, **cfg.kwargs)
+    except Exception as exc:  # timm models raise TypeError, ValueError, AssertionError, ...
+        if not cfg.kwargs:
+            return None  # cannot be checked on meta; building it later will tell
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return (
+            "kwargs",
+            f"timm model '{cfg.backbone}' rejects these kwargs: {first} (got {cfg.kwargs})",
+        )
+    info = stage_info(model, cfg)
+    if isinstance(info, str):
+        return ("kwargs" if cfg.kwargs else "backbone"), info
+    stride = 32 // (2 if cfg.last_stride == 1 else 1)
+    for key, size in (("height", height), ("width", width)):
+        if size < stride:
+            return key, (
+                f"expected at least {stride} pixels, the output stride of '{cfg.backbone}' with "
+                f"last_stride {cfg.last_stride} (got {size})"
+            )
+    return None
+
+
+def check_weights(cfg: ModelConfig) -> tuple[str, str] | None:
+    """(key, problem) if the weights asked for cannot be had without a long wait, else None."""
+    if cfg.weights is not None:
+        if not Path(cfg.weights).expanduser().is_file():
+            return "weights", f"no such file (got '{cfg.weights}')"
+        return None
+    if cfg.pretrained and not pretrained_cached(cfg.backbone) and not hub_reachable():
+        return "pretrained", (
+            f"could not load pretrained weights for '{cfg.backbone}': not in the local cache and "
+            "the weight hub cannot be reached (offline?); set model.weights: a local weight "
+            "file, or model.pretrained: false (got true)"
+        )
+    return None
+
+
+def pretrained_cached(backbone: str) -> bool:
+    """Whether timm's default pretrained weights of ``backbone`` are in a local cache."""
+    cfg = timm.models.get_pretrained_cfg(backbone)
+    if cfg is None:
+        return False
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if isinstance(try_to_load_from_cache(cfg.hf_hub_id, name), str):
+                return True
+    if cfg.url:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name
+        return cached.is_file()
+    return False
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """One TCP connection attempt to the weight hub (no retries); False if HF_HUB_OFFLINE."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def _ordered_modules(model: nn.Module, targets: set[str]) -> list[tuple[str, nn.Module]]:
@@ -104,11 +194,9 @@ class Backbone(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         model = create_timm_model(cfg)
-        info = [f for f in model.feature_info if f["reduction"] >= 4][-4:]
-        if len(info) != 4 or [f["reduction"] for f in info] != [4, 8, 16, 32]:
-            raise BenchError(
-                f"backbone '{cfg.backbone}' does not expose 4 stages of stride 4/8/16/32"
-            )
+        info = stage_info(model, cfg)
+        if isinstance(info, str):
+            raise BenchError(info)
         names = [f["module"] for f in info]
         ordered = _ordered_modules(model, set(names))
         cuts = [i for i, (n, _) in enumerate(ordered) if n in names]

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import scipy.io
 
 from bench.data.aux_annotations import AuxFolders, summarise
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
@@ -150,6 +149,8 @@ def agree(matches: Sequence[re.Match[str]], *groups: str) -> bool:
 
 def read_mat(path: Path, var: str, problems: Problems) -> np.ndarray | None:
     """An integer-valued variable of a MATLAB file as int64, or None (with a problem)."""
+    import scipy.io  # imported here: it takes about 1 s, and few datasets need it
+
     try:
         content = scipy.io.loadmat(str(path))
     except Exception as exc:  # scipy raises several exception types for a non-.mat file
@@ -313,6 +314,16 @@ class RealDataset(ReIDDataset):
             )
             for r in records
         ]
+
+    def train_identities(self, index: int) -> int | None:
+        """From the parsed release (file names and split files; a missing or malformed release
+        is a DataError here, before any work)."""
+        rel = self.release
+        if not 0 <= index < self.num_splits():
+            return None
+        if isinstance(rel, PairedRelease):
+            return len(rel.splits[index].train)
+        return len({r.pid for r in rel.train})
 
     def check_index(self, index: int) -> None:
         if not 0 <= index < self.num_splits():

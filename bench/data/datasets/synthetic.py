@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
+from bench.data.npy import load_array
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
 from bench.data.synthetic.load import Queries
 from bench.data.synthetic.store import ESTIMATED
@@ -77,6 +78,9 @@ class SyntheticVideo(ReIDDataset):
     def available_aux(self) -> frozenset[str]:
         return AUX
 
+    def train_identities(self, index: int) -> int | None:
+        return self.generator.train_ids
+
 
 @register_dataset("synthetic-image")
 class SyntheticImage(SyntheticVideo):
@@ -100,7 +104,7 @@ class SyntheticImage(SyntheticVideo):
         for aux in ("exact", "estimated"):  # per_camera's roles cover both protocols' picks
             for role, tracks in load_tracklets(self.path, aux, "per_camera").items():
                 for t in tracks:
-                    keypoints = np.load(t.keypoints)
+                    keypoints = load_array(t.keypoints)
                     for i in self._picks(t, role):
                         out = partial / self._image_name(t, i, aux)
                         out.parent.mkdir(parents=True, exist_ok=True)

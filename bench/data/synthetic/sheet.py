@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from bench.atomic import atomic_path
 from bench.data.base import Split, Tracklet
+from bench.data.npy import load_array
 from bench.data.synthetic.tracklet import HIDDEN
 from bench.errors import DataError
 
@@ -66,7 +68,7 @@ def _skeleton(draw: ImageDraw.ImageDraw, kp: np.ndarray) -> None:
 def tracklet_row(role: str, t: Tracklet, frames: int) -> Image.Image:
     """One row: ``frames`` evenly spaced frames, each raw then overlaid, under a caption."""
     picks = np.unique(np.linspace(0, len(t.frames) - 1, frames).round().astype(int))
-    keypoints = np.load(t.keypoints) if t.keypoints else None
+    keypoints = load_array(t.keypoints) if t.keypoints else None
     tiles = []
     for i in picks:
         frame = Image.open(t.frames[i])
@@ -96,6 +98,6 @@ def contact_sheet(split: Split, out: Path, pairs: int = 3, frames: int = 6) -> P
         sheet.paste(row, (0, y))
         y += row.height + 6
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp)
     return out

@@ -1,0 +1,103 @@
+"""Checks of a validated suite that need more than its own text, run before any work.
+
+- datasets: the ``splits`` asked for exist, and every cell's P identities per batch fit the
+  training identities of its split (read from the dataset's index files, no frame decoded);
+- backbones: the timm model exists, accepts ``model.kwargs``, exposes 4 stages of stride
+  4/8/16/32, and the input is no smaller than its output stride (built on PyTorch's ``meta``
+  device: no memory, no weights);
+- weights (:func:`check_weights`, before a run, not a dry run): ``model.weights`` exists;
+  ``model.pretrained`` weights are cached or reachable.
+
+Each failure is a ConfigError naming the file and the key path that set the value.
+"""
+
+from __future__ import annotations
+
+from bench.errors import ConfigError
+from bench.suite import Cell, Suite, build_dataset, dataset_spec
+
+
+def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
+    """Where a cell's ``section.field`` comes from: its variant, its method_config, or
+    defaults."""
+    for name, override, key in suite.variants(cell.method):
+        if name == cell.variant and field in override.get(section, {}):
+            return f"{key}.{section}.{field}"
+    if field in suite.spec.method_config.get(cell.method, {}).get(section, {}):
+        return f"method_config.{cell.method}.{section}.{field}"
+    return f"defaults.{section}.{field}"
+
+
+def _held_out(ids: int, fraction: float) -> int:
+    """Identities ``carve_validation`` holds out of ``ids``."""
+    return max(2, round(fraction * ids)) if fraction > 0 else 0
+
+
+def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> None:
+    """``splits`` in range and distinct; P no larger than the training identities."""
+    for i, spec in enumerate(suite.spec.datasets):
+        name, options = dataset_spec(spec)
+        dataset = build_dataset(name, options, data_root, suite.path)
+        asked = dataset.options.splits
+        if asked:
+            n = dataset.num_splits()
+            if any(not 0 <= s < n for s in asked) or len(set(asked)) != len(asked):
+                raise ConfigError(
+                    f"{suite.path}: datasets[{i}].splits",
+                    f"expected distinct split numbers in 0..{n - 1} of '{name}' (got {asked})",
+                )
+        for cell in cells:
+            if (cell.dataset, cell.dataset_options) != (
+                name,
+                dataset.options.model_dump(mode="json"),
+            ):
+                continue
+            ids = dataset.train_identities(cell.split)
+            if ids is None:
+                continue
+            train = cell.sections.train
+            usable = ids - _held_out(ids, train.val_fraction)
+            p = cell.sections.data.p
+            if p > usable:
+                held = f" after holding out {ids - usable} for validation" if usable < ids else ""
+                raise ConfigError(
+                    f"{suite.path}: {key_path(suite, cell, 'data', 'p')}",
+                    f"expected at most {usable} identities per batch: '{name}' split "
+                    f"{cell.split} has {usable} training identities{held} (got p={p})",
+                )
+
+
+def check_backbones(suite: Suite, cells: list[Cell]) -> None:
+    """Each distinct (model, input size) of the grid, checked once."""
+    from bench.models.backbone import check_backbone
+
+    seen = set()
+    for cell in cells:
+        model, data = cell.sections.model, cell.sections.data
+        key = (model.model_dump_json(), data.height, data.width)
+        if key in seen:
+            continue
+        seen.add(key)
+        problem = check_backbone(model, data.height, data.width)
+        if problem is not None:
+            field, message = problem
+            section = "data" if field in ("height", "width") else "model"
+            where = f"{suite.path}: {key_path(suite, cell, section, field)}"
+            raise ConfigError(where, message)
+
+
+def check_weights(suite: Suite, cells: list[Cell]) -> None:
+    """``model.weights`` files exist, ``model.pretrained`` weights are cached or the hub answers
+    (one short probe): a property of this machine, so checked only before running."""
+    from bench.models.backbone import check_weights as problem_of
+
+    for cell in {c.sections.model.model_dump_json(): c for c in cells}.values():
+        problem = problem_of(cell.sections.model)
+        if problem is not None:
+            field, message = problem
+            raise ConfigError(f"{suite.path}: {key_path(suite, cell, 'model', field)}", message)
+
+
+def check_cells(suite: Suite, cells: list[Cell], data_root: str | None) -> None:
+    check_datasets(suite, cells, data_root)
+    check_backbones(suite, cells)
