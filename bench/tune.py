@@ -151,8 +151,8 @@ def tune(mlf, suite: Suite, opts: TuneOptions, run: RunOptions) -> tuple[optuna.
     trials, with ``opts.workers`` workers; the study and the best-parameters file."""
     opts.study_name = opts.study_name or f"{opts.method}-{dataset_spec(suite.spec.datasets[0])[0]}"
     exp_id = experiment_id(mlf, f"tune-{opts.study_name}")
-    parent = parent_run(mlf, exp_id, opts.study_name)
     study = open_study(mlf, exp_id, opts)
+    parent = parent_run(mlf, exp_id, opts.study_name)
     job = Worker(suite, opts, replace(run, parent_run_id=parent), mlf.tracking_uri, exp_id)
     build_dataset(*dataset_spec(suite.spec.datasets[0]), run.data_root).prepare()  # once, here
     indices = list(range(opts.first_worker, opts.first_worker + opts.workers))

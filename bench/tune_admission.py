@@ -119,6 +119,8 @@ class Admission:
         raise Rejected(f"{why}: {detail}")
 
     def full(self, study: optuna.Study) -> bool:
+        """Whether ``budget`` trials are live (a dead worker's trial first failed)."""
+        fail_stale_trials(study)
         return sum(is_live(t) for t in study.get_trials(deepcopy=False)) >= self.budget
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
