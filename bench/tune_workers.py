@@ -13,7 +13,8 @@ import multiprocessing as mp
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,16 +65,16 @@ def run_processes(
     target: Callable, args: tuple, indices: list[int], study: optuna.Study, budget: int
 ) -> dict[int, int]:
     """Run ``target(*args, i)`` for each worker index in its own (spawned) process, with a bar
-    of the study's finished trials; the exit codes of the workers that did not exit 0."""
+    of the study's finished trials; the exit codes of the workers that did not exit 0.
+
+    The workers share the cores (``OMP_NUM_THREADS``, unless set) and keep their own progress
+    bars quiet (they would interleave)."""
     ctx = mp.get_context("spawn")
     procs = {i: ctx.Process(target=target, args=(*args, i), name=f"tune-{i}") for i in indices}
-    quiet = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"  # the workers' own bars would interleave; one bar here
-    try:
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // len(procs)))
+    with _environment(TQDM_DISABLE="1", OMP_NUM_THREADS=threads):
         for proc in procs.values():
             proc.start()
-    finally:
-        _restore("TQDM_DISABLE", quiet)
     bar = tqdm(total=budget, desc=f"study {study.study_name}", unit="trial", dynamic_ncols=True)
     while any(p.is_alive() for p in procs.values()):
         bar.update(min(len(finished_trials(study)), budget) - bar.n)
@@ -85,8 +86,16 @@ def run_processes(
     return {i: p.exitcode for i, p in procs.items() if p.exitcode != 0}
 
 
-def _restore(key: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(key, None)
-    else:
-        os.environ[key] = value
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """These environment variables (inherited by processes started meanwhile), then the old."""
+    old = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
