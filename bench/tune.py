@@ -120,12 +120,13 @@ def work(job: Worker, index: int) -> None:
     study = optuna.load_study(
         study_name=job.opts.study_name,
         storage=open_storage(job.opts.storage, job.opts.heartbeat, close_run),
-        sampler=worker_sampler(job.opts.seed, index),
         pruner=make_pruner(),
     )
+    seed = worker_seed(job.opts.seed, index, len(study.trials))
+    study.sampler = worker_sampler(seed)
     attrs = {
         "bench.worker": index,
-        "bench.seed": worker_seed(job.opts.seed, index),
+        "bench.seed": seed,
         "bench.host": socket.gethostname(),
         "bench.pid": os.getpid(),
     }

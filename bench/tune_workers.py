@@ -3,8 +3,8 @@
 Every worker opens the study's RDB storage (SQLite on one machine, PostgreSQL across machines)
 with Optuna's heartbeats: a trial whose heartbeat is older than the grace period is marked
 FAIL by the next ``study.optimize`` of any worker (or the next ``bench tune``), and the stale
-callback closes its MLflow run. Worker ``i`` seeds its sampler from (base seed, ``i``), so no
-two workers draw the same sequence.
+callback closes its MLflow run. Worker ``i`` seeds its sampler from (base seed, ``i``, trials
+in the study at its start), so no two workers, and no continuation, draw the same sequence.
 """
 
 from __future__ import annotations
@@ -51,14 +51,15 @@ def open_storage(
         )
 
 
-def worker_seed(base: int, index: int) -> int:
-    """A sampler seed per worker, derived from the base seed and the worker's index."""
-    return int(np.random.SeedSequence([base, index]).generate_state(1)[0])
+def worker_seed(base: int, index: int, start: int = 0) -> int:
+    """A sampler seed per worker, derived from the base seed, the worker's index and the number
+    of trials the study held when it started (so that a continued study samples anew)."""
+    return int(np.random.SeedSequence([base, index, start]).generate_state(1)[0])
 
 
-def worker_sampler(base: int, index: int) -> optuna.samplers.BaseSampler:
-    """TPE seeded for this worker; the constant liar steers it away from running trials."""
-    return optuna.samplers.TPESampler(seed=worker_seed(base, index), constant_liar=True)
+def worker_sampler(seed: int) -> optuna.samplers.BaseSampler:
+    """TPE with this worker's seed; the constant liar steers it away from running trials."""
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
 def run_processes(

@@ -17,7 +17,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bench.tune_admission import ADMISSION, FINISHED, Admission, optimize
-from bench.tune_workers import Heartbeat, open_storage, worker_sampler
+from bench.tune_workers import Heartbeat, open_storage, worker_sampler, worker_seed
 
 HEARTBEAT = Heartbeat(interval_s=1, grace_s=4)
 STUDY = "toy"
@@ -28,7 +28,7 @@ def toy_worker(url: str, budget: int, index: int, seed_index: int, sleep_s: floa
     study = optuna.load_study(
         study_name=STUDY,
         storage=open_storage(url, HEARTBEAT),
-        sampler=worker_sampler(0, seed_index),
+        sampler=worker_sampler(worker_seed(0, seed_index)),
     )
     admission = Admission(budget, {"bench.worker": index, "bench.pid": os.getpid()})
 
@@ -101,11 +101,10 @@ def test_workers_never_evaluate_the_same_parameters(storage_url):
     assert all(t.state == TrialState.FAIL for t in rejected)
 
 
-def test_worker_seeds_differ():
-    from bench.tune_workers import worker_seed
-
-    assert len({worker_seed(0, i) for i in range(8)} | {worker_seed(1, i) for i in range(8)}) == 16
-    assert worker_seed(3, 2) == worker_seed(3, 2)
+def test_worker_seeds_differ_by_base_seed_worker_and_start():
+    seeds = {worker_seed(base, i, start) for base in (0, 1) for i in range(8) for start in (0, 5)}
+    assert len(seeds) == 32
+    assert worker_seed(3, 2, 7) == worker_seed(3, 2, 7)
 
 
 @pytest.mark.slow

@@ -192,3 +192,16 @@ def test_pruned_trials_are_pruned_in_mlflow(tiny, monkeypatch):
     runs = check_mlflow(f"sqlite:///{tiny / 'mlflow.db'}", study)
     assert runs[1].info.status == "KILLED" and runs[1].data.tags["tune_state"] == "PRUNED"
     assert "mAP" not in runs[1].data.metrics  # stopped after its first epoch, never scored
+
+
+def test_a_storage_that_is_not_a_url_is_one_clear_line(tiny):
+    from click.testing import CliRunner
+
+    from bench.cli import cli
+
+    result = CliRunner().invoke(cli, tune_args(1, "--storage", "optuna.db"))
+    assert result.exit_code == 1
+    assert "--storage: expected an RDB URL such as sqlite:///optuna.db (got optuna.db)" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
