@@ -87,6 +87,41 @@ def _spawn_ranks(n: int, suite_name: str, params: dict) -> int:
     return spawn(n, args)
 
 
+def _tune_scale_options(f):
+    f = click.option(
+        "--workers",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Worker processes on this machine, each running trials of the study.",
+    )(f)
+    f = click.option(
+        "--first-worker",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0),
+        help="Index of this machine's first worker (seeds differ by index): give each "
+        "machine joining a study its own range.",
+    )(f)
+    f = click.option(
+        "--seed", default=0, show_default=True, help="Base seed of the workers' samplers."
+    )(f)
+    f = click.option(
+        "--heartbeat-interval",
+        default=10,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Seconds between a running trial's heartbeats.",
+    )(f)
+    return click.option(
+        "--grace-period",
+        default=30,
+        show_default=True,
+        type=click.IntRange(1),
+        help="A trial whose heartbeat is older than this (its worker died) is marked failed.",
+    )(f)
+
+
 class BenchGroup(click.Group):
     """Turns a user error (BenchError) into one clear message and exit code 1."""
 
@@ -231,6 +266,7 @@ def compare_cmd(suite, a, b, n_boot, n_perm, tracking_uri) -> None:
     help="Share of training identities held out for validation.",
 )
 @click.option("--out", default="reports/tune", show_default=True, type=click.Path(file_okay=False))
+@_tune_scale_options
 def tune(
     method,
     trials,
@@ -245,9 +281,13 @@ def tune(
     val_fraction,
     out,
     device,
+    **scale,
 ) -> None:
     """Search METHOD's hyper-parameters with Optuna on a validation split of training ids."""
     from bench.runner import run_tune
+    from bench.tune_workers import Heartbeat
+
+    scale["heartbeat"] = Heartbeat(scale.pop("heartbeat_interval"), scale.pop("grace_period"))
 
     check_run_paths(
         tracking_uri,
@@ -268,6 +308,7 @@ def tune(
         study_name,
         val_fraction,
         Path(out),
+        **scale,
     )
 
 

@@ -88,18 +88,21 @@ def run_tune(
     study_name: str | None,
     val_fraction: float,
     out: Path,
+    **scale,
 ) -> None:
+    """``scale``: TuneOptions' workers, first_worker, seed and heartbeat."""
     from bench.tune import TuneOptions, tune
+    from bench.tune_admission import finished_trials
 
     METHODS.get(method)
     suite = load_suite(suite_file, overrides, override_files)
     if method not in suite.spec.methods:
         suite.spec.methods.append(method)
-    opts = TuneOptions(method, trials, storage, study_name, val_fraction, out_dir=out)
+    opts = TuneOptions(method, trials, storage, study_name, val_fraction, out_dir=out, **scale)
     study, path = tune(client(uri), suite, opts, RunOptions(workdir=workdir, data_root=data_root))
     best = study.best_trial
     click.echo(
-        f"study '{opts.study_name}': {len(study.trials)} trials, best #{best.number} "
+        f"study '{opts.study_name}': {len(finished_trials(study))} trials, best #{best.number} "
         f"validation mAP {best.value:.2f} with {best.params}"
     )
     click.echo(f"wrote {path}  (use: bench run {suite_file} -O {path})")

@@ -1,14 +1,24 @@
-"""``bench tune``: an Optuna study over a method's own search space.
+"""``bench tune``: an Optuna study over a method's own search space, on one or many workers.
 
 Trials train on the training identities minus a held-out validation part and are scored by
 mAP on that part — never on the test split. Per-epoch validation mAP feeds a MedianPruner.
-Each trial is a nested MLflow run under one parent run per study; the best parameters are
-written as a suite override file that ``bench run -O FILE`` accepts.
+Each trial is a nested MLflow run under one parent run per study (``bench.tune_runs``); the
+best parameters are written as a suite override file that ``bench run -O FILE`` accepts.
+
+The driver (:func:`tune`) opens the MLflow store, the experiment, the parent run and the study
+once, then runs the workers (:func:`work`: ``study.optimize`` with the worker's own sampler
+seed), in this process for one worker and in spawned processes for several. Admission
+(``bench.tune_admission``) holds the study at exactly ``trials`` finished trials with distinct
+parameters; heartbeats (``bench.tune_workers``) fail the trials of killed workers. A ``bench
+tune`` on another machine with the same storage URL and study name joins the study.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import logging
+import os
+import socket
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +26,17 @@ import optuna
 import yaml
 
 from bench.atomic import write_text
-from bench.engine.cell import RunOptions, run_cell
+from bench.engine.cell import CellStopped, RunOptions, run_cell
+from bench.errors import BenchError
 from bench.registry import METHODS
-from bench.suite import Cell, Suite, dataset_spec, deep_merge
-from bench.tracking import experiment_id
+from bench.suite import Cell, Suite, build_dataset, dataset_spec, deep_merge
+from bench.tracking import client, experiment_id
+from bench.tune_admission import Admission, fail_stale_trials, finished_trials, optimize
+from bench.tune_runs import close_trial_runs, parent_run
+from bench.tune_workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
+log = logging.getLogger("bench")
 
 
 @dataclass
@@ -33,6 +48,28 @@ class TuneOptions:
     val_fraction: float = 0.25
     seed: int = 0
     out_dir: Path = Path("reports/tune")
+    workers: int = 1
+    first_worker: int = 0  # worker indices first_worker.. (give each machine its own range)
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
+
+
+@dataclass
+class Worker:
+    """What a worker needs, picklable for a spawned process."""
+
+    suite: Suite
+    opts: TuneOptions
+    run: RunOptions  # with the study's parent run
+    tracking_uri: str
+    exp_id: str
+
+
+class TrialPruned(CellStopped, optuna.TrialPruned):
+    """A pruned trial: PRUNED in the study, its MLflow run KILLED with tune_state=PRUNED."""
+
+
+def make_pruner() -> optuna.pruners.BasePruner:
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
 def trial_cell(suite: Suite, opts: TuneOptions, override: dict, number: int) -> Cell:
@@ -45,31 +82,26 @@ def trial_cell(suite: Suite, opts: TuneOptions, override: dict, number: int) -> 
     )
 
 
-def objective(mlf, exp_id: str, suite: Suite, opts: TuneOptions, run: RunOptions):
+def objective(mlf, job: Worker, admission: Admission):
+    opts = job.opts
     search_space = METHODS.get(opts.method).search_space
 
     def score(trial: optuna.Trial) -> float:
-        cell = trial_cell(suite, opts, search_space(trial), trial.number)
+        override = search_space(trial)
+        admission.admit(trial)
+        cell = trial_cell(job.suite, opts, override, trial.number)
 
         def report(epoch: int, evaluate) -> None:
             trial.report(float(evaluate()["mAP"]), epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch + 1}")
+                raise TrialPruned(f"pruned after epoch {epoch + 1}")
 
         tags = {"tune_study": opts.study_name, "tune_trial": str(trial.number)}
-        trial_run = replace(run, log_model=False, extra_tags=tags)
-        return float(run_cell(mlf, exp_id, cell, trial_run, on_epoch=report).metrics["mAP"])
+        trial_run = replace(job.run, log_model=False, extra_tags=tags)
+        result = run_cell(mlf, job.exp_id, cell, trial_run, on_epoch=report)
+        return float(result.metrics["mAP"])
 
     return score
-
-
-def parent_run(mlf, exp_id: str, study_name: str) -> str:
-    """The MLflow run that holds a study's trials (reused when the study continues)."""
-    runs = mlf.search_runs([exp_id], filter_string=f"tags.tune_parent = '{study_name}'")
-    if runs:
-        return runs[0].info.run_id
-    run = mlf.create_run(exp_id, run_name=f"tune {study_name}", tags={"tune_parent": study_name})
-    return run.info.run_id
 
 
 def best_override(method: str, params: dict[str, Any]) -> dict:
@@ -78,32 +110,94 @@ def best_override(method: str, params: dict[str, Any]) -> dict:
     return {"method_config": {method: override}}
 
 
-def tune(mlf, suite: Suite, opts: TuneOptions, run: RunOptions) -> tuple[optuna.Study, Path]:
-    """Run (or continue) the study until it has ``opts.trials`` finished or pruned trials."""
-    opts.study_name = opts.study_name or f"{opts.method}-{dataset_spec(suite.spec.datasets[0])[0]}"
-    study = optuna.create_study(
-        study_name=opts.study_name,
-        storage=opts.storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=opts.seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+def work(job: Worker, index: int) -> None:
+    """Worker ``index``: ``study.optimize`` with its own sampler seed until the study has its
+    trials; closes the MLflow runs of trials that end, or whose worker died."""
+    mlf = client(job.tracking_uri)
+
+    def close_run(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        close_trial_runs(mlf, job.exp_id, study, trial.number)
+
+    study = optuna.load_study(
+        study_name=job.opts.study_name,
+        storage=open_storage(job.opts.storage, job.opts.heartbeat, close_run),
+        pruner=make_pruner(),
     )
+    seed = worker_seed(job.opts.seed, index, len(study.trials))
+    study.sampler = worker_sampler(seed)
+    attrs = {
+        "bench.worker": index,
+        "bench.seed": seed,
+        "bench.host": socket.gethostname(),
+        "bench.pid": os.getpid(),
+    }
+    admission = Admission(job.opts.trials, attrs)
+    optimize(study, objective(mlf, job, admission), admission, callbacks=[close_run])
+
+
+def open_study(mlf, exp_id: str, opts: TuneOptions) -> optuna.Study:
+    """Create (or load) the study; fail the stale trials of killed workers, close their runs."""
+    storage = open_storage(
+        opts.storage, opts.heartbeat, lambda s, t: close_trial_runs(mlf, exp_id, s, t.number)
+    )
+    study = optuna.create_study(
+        study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
+    )
+    fail_stale_trials(study)
+    close_trial_runs(mlf, exp_id, study)
+    return study
+
+
+def tune(mlf, suite: Suite, opts: TuneOptions, run: RunOptions) -> tuple[optuna.Study, Path]:
+    """Run (or continue, or join) the study until it has ``opts.trials`` finished or pruned
+    trials, with ``opts.workers`` workers; the study and the best-parameters file."""
+    opts.study_name = opts.study_name or f"{opts.method}-{dataset_spec(suite.spec.datasets[0])[0]}"
     exp_id = experiment_id(mlf, f"tune-{opts.study_name}")
-    run = replace(run, parent_run_id=parent_run(mlf, exp_id, opts.study_name))
-    done = len([t for t in study.trials if t.state.is_finished()])
-    if opts.trials > done:
-        study.optimize(objective(mlf, exp_id, suite, opts, run), n_trials=opts.trials - done)
+    study = open_study(mlf, exp_id, opts)
+    parent = parent_run(mlf, exp_id, opts.study_name)
+    job = Worker(suite, opts, replace(run, parent_run_id=parent), mlf.tracking_uri, exp_id)
+    build_dataset(*dataset_spec(suite.spec.datasets[0]), run.data_root).prepare()  # once, here
+    indices = list(range(opts.first_worker, opts.first_worker + opts.workers))
+    failed: dict[int, int] = {}
+    if not Admission(opts.trials).full(study):
+        if opts.workers == 1:
+            work(job, indices[0])
+        else:
+            failed = run_processes(work, (job,), indices, study, opts.trials)
+    end_study(mlf, study, parent, opts, failed)
     return study, write_best(study, opts)
+
+
+def end_study(mlf, study: optuna.Study, parent: str, opts: TuneOptions, failed: dict) -> None:
+    """End the parent run if the study has its trials; say why not otherwise."""
+    done = len(finished_trials(study))
+    died = ", ".join(f"worker {i} exited with code {code}" for i, code in failed.items())
+    if done >= opts.trials:
+        mlf.set_terminated(parent, status="FINISHED")
+        if died:
+            log.warning("%s; the others finished the study", died)
+        return
+    running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+    where = f"{died}; " if died else ""
+    message = (
+        f"study '{opts.study_name}': {where}{done} of {opts.trials} trials finished, {running} "
+        f"running; run the same command again to continue (a killed worker's trial is failed "
+        f"once its heartbeat is {opts.heartbeat.grace_s} s old)"
+    )
+    if died:
+        raise BenchError(message)
+    log.warning(message)
 
 
 def write_best(study: optuna.Study, opts: TuneOptions) -> Path:
     path = opts.out_dir / f"{opts.study_name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        raise BenchError(f"study '{opts.study_name}': no trial completed (all pruned or failed)")
     best = study.best_trial
     header = (
         f"# bench tune {opts.method}: study '{opts.study_name}', best of "
-        f"{len(study.trials)} trials: trial {best.number}, validation mAP "
+        f"{len(finished_trials(study))} trials: trial {best.number}, validation mAP "
         f"{best.value:.2f}\n# use with: bench run SUITE -O {path}\n"
     )
     best_yaml = yaml.safe_dump(best_override(opts.method, best.params), sort_keys=False)

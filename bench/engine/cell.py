@@ -39,6 +39,11 @@ log = logging.getLogger("bench")
 EvalHook = Callable[[int, Callable[[], dict]], None]
 
 
+class CellStopped(Exception):
+    """Raised by an ``on_epoch`` hook to stop a cell early on purpose (a pruned trial): its
+    run ends KILLED, not FAILED."""
+
+
 @dataclass
 class RunOptions:
     workdir: Path = Path(".bench")
@@ -239,9 +244,10 @@ def run_cell(
     try:
         metrics = train_and_score(job)
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        status = "KILLED" if isinstance(exc, (KeyboardInterrupt, CellStopped)) else "FAILED"
         if distributed.is_rank0():
-            mlf.set_tag(run_id, "error", error_message(exc))
+            if status == "FAILED":
+                mlf.set_tag(run_id, "error", error_message(exc))
             mlf.set_terminated(run_id, status=status)
         raise
     if distributed.is_rank0():
