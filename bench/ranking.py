@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
+#: elements per step of the tie count (bounds its memory)
+TIE_ELEMENTS = 2**22
+
 
 @dataclass
 class GalleryIndex:
@@ -119,11 +122,15 @@ def _earlier_other_ties(
 ) -> torch.Tensor:
     """(P,) for the (query row, good) pairs given: #{k of another identity : d_k = s_m, k <
     index of good m}. Only goods with such ties (rare) come here, each one pass over its row."""
-    d = dist[rows]
-    position = torch.arange(d.shape[1], device=d.device)
-    other = gallery.pids[None, :] != q_pids[rows][:, None]
-    tied = d == s[rows, goods][:, None]
-    return (tied & other & (position < g_idx[rows, goods][:, None])).sum(1)
+    position = torch.arange(dist.shape[1], device=dist.device)
+    step = max(1, TIE_ELEMENTS // dist.shape[1])
+    counts = []
+    for i in range(0, len(rows), step):  # a few rows at a time: each pair copies its row
+        r, m = rows[i : i + step], goods[i : i + step]
+        other = gallery.pids[None, :] != q_pids[r][:, None]
+        tied = (dist[r] == s[r, m][:, None]) & other & (position < g_idx[r, m][:, None])
+        counts.append(tied.sum(1))
+    return torch.cat(counts)
 
 
 def query_scores(
