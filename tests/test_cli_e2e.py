@@ -117,12 +117,12 @@ def check_statistics_and_exports(root, table):
     path = mlf.download_artifacts(runs[0].info.run_id, "per_query.csv")
     with open(path) as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0])[:5] == ["query", "pid", "camid", "first", "ap"] and len(rows) == 4
+    assert list(rows[0])[:5] == ["query", "pid", "camid", "first", "ap"] and len(rows) == 8
 
     assert "synthetic-video ΔR1" in table and "| ref " in table
     assert re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", table)  # B - A [lo, hi]
-    assert "4 queries of 4 test identities" in table and "2 seed(s)" in table
-    assert "2000 resamples" in table and "protocol standard" in table
+    assert "8 queries of 4 test identities" in table and "2 seed(s)" in table
+    assert "2000 resamples" in table and "protocol synthetic-per-camera" in table
     assert "The papers' numbers (directions only)" in table
 
     out = invoke("compare", "tiny.yaml", "baseline/default", "baseline/ce-only")

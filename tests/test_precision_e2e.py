@@ -67,7 +67,7 @@ def first_losses(in_tmp, compiled: bool) -> tuple[Trainer, dict]:
     batch = next(iter(loader))
     trainer = Trainer(method, loader, TrainConfig(compile=compiled), in_tmp / "c.pt")
     method.eval()  # no BN updates, no dropout: the two runs see the same function
-    return trainer, trainer.step(batch)
+    return trainer, trainer.step(batch, 0, 0)
 
 
 @pytest.mark.slow

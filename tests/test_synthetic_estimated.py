@@ -199,7 +199,7 @@ def test_aux_is_in_the_resolved_config_and_the_run_tags(tmp_path):
         "name": "aux",
         "datasets": [
             {"name": "synthetic-video", **TINY},
-            {"name": "synthetic-video", **TINY, "aux": "exact"},
+            {"name": "synthetic-video", "label": "exact-aux", **TINY, "aux": "exact"},
         ],
         "methods": ["baseline"],
         "seeds": [0],
