@@ -1,7 +1,9 @@
 """Run one cell: data -> method -> training -> evaluation -> an MLflow run.
 
-A cell whose config hash already has a FINISHED run is skipped (unless forced); an unfinished
-run with a checkpoint is resumed in the same MLflow run from its last finished epoch.
+A cell whose config hash already has a FINISHED run is skipped (unless forced). Before it
+trains, a worker claims the cell (bench.engine.claims); a cell claimed by a live worker is left
+to it ("busy"). Taking over an interrupted or dead worker's claim resumes its MLflow run from its
+last checkpoint; orphan RUNNING runs of the cell are closed as KILLED.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import yaml
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
+from bench.engine import claims
 from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
@@ -29,7 +32,7 @@ from bench.method import Method
 from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
 from bench.suite import Cell, build_dataset
-from bench.tracking import UNFINISHED, environment_tags, flatten, runs_with_hash
+from bench.tracking import environment_tags, flatten, runs_with_hash
 
 log = logging.getLogger("bench")
 EvalHook = Callable[[int, Callable[[], dict]], None]
@@ -43,14 +46,19 @@ class RunOptions:
     log_model: bool = True
     parent_run_id: str | None = None
     extra_tags: dict[str, str] = field(default_factory=dict)
+    claims_uri: str | None = None  # default: beside the tracking store (claims.claims_uri)
+    lease_s: float = 60.0  # a claim not renewed for this long is free to take over
+    launch_time: float = field(default_factory=time.time)  # cells ended before it may rerun
+    worker: str = ""  # shown by `bench status`
 
 
 @dataclass
 class CellResult:
     cell: Cell
     run_id: str
-    status: str  # "finished", "skipped"
+    status: str  # "finished", "resumed", "skipped"; not claimed: "busy", "failed"
     metrics: dict[str, float]
+    error: str = ""
 
 
 def seed_everything(seed: int) -> None:
@@ -81,14 +89,16 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
     return tags
 
 
-def _start_run(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str, bool]:
-    """(run id, resumed?): reuse the newest unfinished run of this hash if it has a checkpoint."""
-    ckpt = checkpoint_path(opts, cell)
-    unfinished = runs_with_hash(mlf, exp_id, cell.config_hash, UNFINISHED)
-    if unfinished and ckpt.is_file() and not opts.force:
-        mlf.update_run(unfinished[0].info.run_id, status="RUNNING")
-        return unfinished[0].info.run_id, True
-    ckpt.unlink(missing_ok=True)
+def _start_run(mlf, exp_id: str, cell: Cell, opts: RunOptions, claim) -> tuple[str, bool]:
+    """(run id, resumed?): adopt the previous owner's run if it left a checkpoint, else a new
+    run; other RUNNING runs of this hash are orphans of dead workers and closed as KILLED."""
+    resumed = not opts.force and claim.run_id is not None and claim.inherit_checkpoint()
+    for run in runs_with_hash(mlf, exp_id, cell.config_hash, ("RUNNING",)):
+        if not resumed or run.info.run_id != claim.run_id:
+            mlf.set_terminated(run.info.run_id, status="KILLED")
+    if resumed:
+        mlf.update_run(claim.run_id, status="RUNNING")
+        return claim.run_id, True
     run = mlf.create_run(exp_id, run_name=cell.label)
     params = flatten(cell.resolved())
     mlf.log_batch(run.info.run_id, params=[_param(k, v) for k, v in params.items()])
@@ -99,10 +109,6 @@ def _param(key: str, value: object):
     from mlflow.entities import Param
 
     return Param(key, str(value)[:6000])
-
-
-def checkpoint_path(opts: RunOptions, cell: Cell) -> Path:
-    return opts.workdir / "cells" / cell.config_hash / "checkpoint.pt"
 
 
 def finished_run(mlf, exp_id: str, cell: Cell):
@@ -179,6 +185,7 @@ class Job:
     aux: frozenset[str]
     opts: RunOptions
     on_epoch: EvalHook | None
+    claim: claims.Claim
 
     def score(self) -> dict:
         s = self.cell.sections
@@ -192,14 +199,43 @@ def run_cell(
     done = None if opts.force else finished_run(mlf, exp_id, cell)
     if done is not None:
         return CellResult(cell, done.info.run_id, "skipped", dict(done.data.metrics))
+    claim = claims.acquire(
+        claims.claims_uri(mlf.tracking_uri, opts.claims_uri),
+        exp_id,
+        cell.config_hash,
+        cell.label,
+        lease_s=opts.lease_s,
+        launch_time=opts.launch_time,
+        workdir=opts.workdir,
+        worker=opts.worker,
+    )
+    if not claim.won:
+        status = "failed" if claim.state == "failed" else "busy"
+        return CellResult(cell, claim.run_id or "", status, {}, claim.row["error"] or "")
+    claim.start_heartbeat()
+    try:
+        result = _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        claim.end("released" if interrupted else "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    claim.end("finished")
+    return result
+
+
+def _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim) -> CellResult:
     split, available = prepare_split(cell, opts)
     method, aux, notes = build_method(cell, split, available)
-    run_id, resumed = _start_run(mlf, exp_id, cell, opts)
+    run_id, resumed = _start_run(mlf, exp_id, cell, opts, claim)
+    claim.set_run(run_id)
     for key, value in {**_tags(cell, opts, notes), "protocol": split.protocol.name}.items():
         mlf.set_tag(run_id, key, value)
-    job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch)
+    job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch, claim)
     try:
         metrics = train_and_score(job)
+        claim.check()
+    except claims.ClaimLost:
+        raise  # the run is the new owner's now
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         mlf.set_terminated(run_id, status=status)
@@ -238,12 +274,12 @@ def train(job: Job) -> bool:
     loader, _ = train_loader(job.split.train, sections.data, job.aux, job.cell.seed)
 
     def epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        job.claim.check()
         log_metrics(job.mlf, job.run_id, logs, step=epoch)
         if job.on_epoch is not None:
             job.on_epoch(epoch, job.score)
 
-    ckpt = checkpoint_path(job.opts, job.cell)
-    Trainer(job.method, loader, sections.train, ckpt).fit(epoch_end)
+    Trainer(job.method, loader, sections.train, job.claim.checkpoint).fit(epoch_end)
     return True
 
 
@@ -259,5 +295,4 @@ def train_and_score(job: Job) -> dict[str, float]:
     log_metrics(job.mlf, job.run_id, metrics)
     keep = job.method if job.opts.log_model and trained else None
     log_artifacts(job.mlf, job.run_id, job.cell, result, keep, grid)
-    checkpoint_path(job.opts, job.cell).unlink(missing_ok=True)
     return metrics
