@@ -52,6 +52,59 @@ def _suite_options(f):
     )(f)
 
 
+def _claims_option(f):
+    return click.option(
+        "--claims-uri",
+        default=None,
+        envvar="BENCH_CLAIMS_URI",
+        help="Database of the cells' claims (default: beside the tracking store; needed with "
+        "a tracking server, e.g. postgresql://USER@HOST/DB).",
+    )(f)
+
+
+def _launch_options(f):
+    """--jobs, --launcher, the Slurm settings and the lease of a claim."""
+    slurm = [
+        ("--partition", str, "Slurm partition."),
+        ("--gpus-per-task", click.IntRange(0), "GPUs of each Slurm task (one cell)."),
+        ("--cpus-per-task", click.IntRange(1), "CPU cores of each Slurm task."),
+        ("--mem-gb", click.FloatRange(0, min_open=True), "Memory of each Slurm task."),
+        ("--time-min", click.IntRange(1), "Time limit of each Slurm task, minutes."),
+        ("--array-parallelism", click.IntRange(1), "Slurm tasks running at once."),
+    ]
+    for flag, kind, text in reversed(slurm):
+        f = click.option(flag, type=kind, default=None, help=text)(f)
+    f = click.option(
+        "--sbatch", multiple=True, metavar="KEY=VALUE", help="Extra sbatch option (repeatable)."
+    )(f)
+    f = click.option(
+        "--launcher-config",
+        default=None,
+        type=click.Path(exists=True, dir_okay=False),
+        help="YAML of launcher settings, over the suite's launcher: section.",
+    )(f)
+    f = click.option(
+        "--lease-s",
+        default=60.0,
+        show_default=True,
+        type=click.FloatRange(1),
+        help="A claim its worker has not renewed for this long is taken over.",
+    )(f)
+    f = click.option(
+        "--launcher",
+        type=click.Choice(["local", "pool", "slurm"]),
+        default=None,
+        help="Where cells run: this process, --jobs processes, or a Slurm job array "
+        "(default: pool with --jobs, else local).",
+    )(f)
+    return click.option(
+        "--jobs",
+        default=None,
+        metavar="N|auto",
+        help="Worker processes on this machine (auto: one per visible GPU, else cores/2).",
+    )(f)
+
+
 class BenchGroup(click.Group):
     """Turns a user error (BenchError) into one clear message and exit code 1."""
 
@@ -83,6 +136,8 @@ def cli(verbose: bool) -> None:
 @click.option(
     "-m", "--method", "only", multiple=True, help="Run only these of the suite's methods."
 )
+@_claims_option
+@_launch_options
 def run(
     suite_file,
     overrides,
@@ -94,8 +149,16 @@ def run(
     force,
     no_report,
     only,
+    claims_uri,
+    jobs,
+    launcher,
+    lease_s,
+    launcher_config,
+    sbatch,
+    **slurm,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
+    from bench.engine.executors import Launch, launcher_settings, parse_jobs
     from bench.runner import print_grid, run_suite
     from bench.suite import load_suite
 
@@ -109,7 +172,32 @@ def run(
     if dry_run:
         print_grid(suite, cells)
         return
-    run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
+    jobs = parse_jobs(jobs)
+    settings = launcher_settings(suite.spec.launcher, launcher_config, dict(slurm, sbatch=sbatch))
+    launch = Launch(
+        executor=launcher or ("local" if jobs == 1 else "pool"),
+        jobs=jobs,
+        launcher=settings,
+        claims_uri=claims_uri,
+        lease_s=lease_s,
+    )
+    run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, not no_report, launch)
+
+
+@cli.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False))
+@_suite_options
+@_tracking_option
+@_claims_option
+def status(
+    suite_file, overrides, override_files, data_root, workdir, tracking_uri, claims_uri
+) -> None:
+    """Each cell of SUITE_FILE: pending, running (where), finished or failed (its error)."""
+    from bench.runner import show_status
+    from bench.suite import load_suite
+
+    suite = load_suite(suite_file, overrides, override_files)
+    show_status(suite, suite.cells(data_root), tracking_uri, claims_uri)
 
 
 @cli.command()

@@ -20,7 +20,7 @@ import timm
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bench.config import SECTIONS, Defaults, MethodConfig
+from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
 from bench.errors import ConfigError
 from bench.registry import DATASETS, METHODS
 
@@ -57,6 +57,7 @@ class SuiteFile(BaseModel):
     ablations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     defaults: Defaults = Field(default_factory=Defaults)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
 
 
 def format_loc(loc: tuple) -> str:
