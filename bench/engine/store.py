@@ -57,13 +57,27 @@ def _wal(uri: str) -> None:
         engine.dispose()
 
 
+def _experiment(mlf, name: str) -> str:
+    """The experiment's id; a tracking server takes no lock, so another driver may create the
+    experiment between our look-up and our create."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return experiment_id(mlf, name)
+    except MlflowException:
+        exp = mlf.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
 def prepare(uri: str | None, experiment: str, claims_uri: str | None = None) -> tuple[str, str]:
     """(absolute tracking URI, experiment id), with the store, the experiment and the claims
     table created if missing; safe when several drivers start at once."""
     uri = tracking_uri(uri)
     with store_lock(uri):
         mlf = client(uri)
-        exp_id = experiment_id(mlf, experiment)
+        exp_id = _experiment(mlf, experiment)
         _wal(uri)
         claims.store(claims.claims_uri(uri, claims_uri))
     return uri, exp_id
