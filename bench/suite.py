@@ -33,6 +33,7 @@ ROOT_KEYS = (
     "ablations",
     "seeds",
     "defaults",
+    "launcher",
 )
 
 

@@ -258,3 +258,30 @@ def test_a_failing_cell_does_not_stop_the_grid_and_reruns_next_launch(in_tmp, mo
     assert (
         "skipped" in result.output and "finished  synthetic-video/baseline/ce-only" in result.output
     )
+
+
+def test_slurm_settings_from_suite_file_and_flags_reach_sbatch(tmp_path, monkeypatch):
+    from bench.config import LauncherConfig
+    from bench.engine.executors import launcher_settings
+    from bench.engine.executors.slurm import executor
+
+    suite = LauncherConfig(partition="cpu", cpus_per_task=2, sbatch={"account": "lab"})
+    file = tmp_path / "launcher.yaml"
+    file.write_text(yaml.safe_dump({"partition": "gpu", "gpus_per_task": 2, "time_min": 90}))
+    flags = {"cpus_per_task": 8, "array_parallelism": 3, "sbatch": ("qos=high",)}
+    settings = launcher_settings(suite, str(file), flags)
+    assert (settings.partition, settings.gpus_per_task, settings.cpus_per_task) == ("gpu", 2, 8)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\n")  # submitit only looks for it; nothing is submitted
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    ex = executor(settings, tmp_path / "logs", "bench-tiny")
+    text = ex._executor._make_submission_file_text("cmd", "uid")
+    for line in ("partition=gpu", "gpus-per-node=2", "cpus-per-task=8", "time=90", "qos=high"):
+        assert f"#SBATCH --{line}\n" in text
+    assert "#SBATCH --account=lab\n" in text
+    assert ex._executor.parameters["array_parallelism"] == 3
+    (file).write_text(yaml.safe_dump({"partitoin": "gpu"}))
+    with pytest.raises(Exception, match="launcher.yaml: partitoin: unknown key"):
+        launcher_settings(suite, str(file), {})

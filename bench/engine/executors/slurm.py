@@ -47,16 +47,23 @@ def executor(settings: LauncherConfig, folder: Path, name: str):
     """A submitit executor with the launcher's settings."""
     import submitit
 
-    ex = submitit.AutoExecutor(folder=folder, cluster=settings.cluster)
+    try:
+        ex = submitit.AutoExecutor(folder=folder, cluster=settings.cluster)
+    except RuntimeError as exc:  # no srun: not on a Slurm cluster
+        raise BenchError(
+            f"--launcher slurm: {exc} Run from a login node of the cluster, or set "
+            "`launcher: {cluster: local}` to run the same path in local processes."
+        ) from exc
     params = {
         "name": name,
         "timeout_min": settings.time_min,
         "cpus_per_task": settings.cpus_per_task,
-        "gpus_per_node": settings.gpus_per_task,
         "tasks_per_node": 1,
         "slurm_array_parallelism": settings.array_parallelism,
         "slurm_additional_parameters": dict(settings.sbatch),
     }
+    if settings.gpus_per_task:
+        params["gpus_per_node"] = settings.gpus_per_task  # each array task: one job, one node
     if settings.partition:
         params["slurm_partition"] = settings.partition
     if settings.mem_gb:
