@@ -74,7 +74,7 @@ def executor(settings: LauncherConfig, folder: Path, name: str):
 
 def run(cells, context: Context, settings) -> list[Outcome]:
     launcher: LauncherConfig = settings.launcher
-    folder = context.opts.workdir / "submitit" / "%j"
+    folder = context.opts.workdir / "submitit"
     jobs = executor(launcher, folder, f"bench-{cells[0].suite}").map_array(
         _task, cells, [context] * len(cells)
     )
