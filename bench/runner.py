@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -72,9 +73,7 @@ def show_status(suite: Suite, cells: list[Cell], uri: str | None, claims_uri: st
     uri, exp_id = store.prepare(uri, suite.name, claims_uri)
     rows = cell_states(client(uri), exp_id, cells, uri, claims_uri)
     click.echo(tabulate(rows, headers=["#", "cell", "config hash", "state", "where / error"]))
-    counts = {}
-    for row in rows:
-        counts[row[3]] = counts.get(row[3], 0) + 1
+    counts = Counter(row[3] for row in rows)
     click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
 
