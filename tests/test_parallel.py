@@ -285,3 +285,18 @@ def test_slurm_settings_from_suite_file_and_flags_reach_sbatch(tmp_path, monkeyp
     (file).write_text(yaml.safe_dump({"partitoin": "gpu"}))
     with pytest.raises(Exception, match="launcher.yaml: partitoin: unknown key"):
         launcher_settings(suite, str(file), {})
+
+
+def test_an_orphan_running_run_is_closed_when_its_cell_runs_again(in_tmp):
+    from bench.engine.cell import RunOptions, run_cell
+    from bench.suite import load_suite
+    from bench.tracking import client, experiment_id
+
+    (cell,) = load_suite(tiny_suite(in_tmp, ablations=False)).cells()
+    mlf = client()
+    exp = experiment_id(mlf, "tiny")
+    orphan = mlf.create_run(exp, tags={"config_hash": cell.config_hash}).info.run_id  # RUNNING
+    result = run_cell(mlf, exp, cell, RunOptions())
+    assert result.status == "finished" and result.run_id != orphan
+    assert mlf.get_run(orphan).info.status == "KILLED"
+    assert mlf.get_run(result.run_id).info.status == "FINISHED"
