@@ -71,18 +71,18 @@ def _suite_options(f):
 def _spawn_ranks(n: int, suite_name: str, params: dict) -> int:
     """``bench run`` again in n processes (the ranks of DDP), after creating the MLflow store
     and the experiment here, so that no rank runs migrations; returns their exit code."""
+    from bench.engine import store
     from bench.engine.distributed import spawn
-    from bench.tracking import client, experiment_id, tracking_uri
 
-    uri = tracking_uri(params["tracking_uri"])
-    experiment_id(client(uri), suite_name)
+    uri, _ = store.prepare(params["tracking_uri"], suite_name, params["claims_uri"])
     args = ["run", params["suite_file"], "--tracking-uri", uri, "--workdir", params["workdir"]]
+    args += ["--lease-s", str(params["lease_s"])]
     args += [a for o in params["overrides"] for a in ("-o", o)]
     args += [a for o in params["override_files"] for a in ("-O", o)]
     args += [a for m in params["only"] for a in ("-m", m)]
     for flag in ("force", "no_report"):
         args += [f"--{flag.replace('_', '-')}"] if params[flag] else []
-    for key in ("data_root", "device"):
+    for key in ("data_root", "device", "claims_uri"):
         args += [f"--{key.replace('_', '-')}", params[key]] if params[key] else []
     return spawn(n, args)
 
@@ -119,6 +119,59 @@ def _tune_scale_options(f):
         show_default=True,
         type=click.IntRange(1),
         help="A trial whose heartbeat is older than this (its worker died) is marked failed.",
+    )(f)
+
+
+def _claims_option(f):
+    return click.option(
+        "--claims-uri",
+        default=None,
+        envvar="BENCH_CLAIMS_URI",
+        help="Database of the cells' claims (default: beside the tracking store; needed with "
+        "a tracking server, e.g. postgresql://USER@HOST/DB).",
+    )(f)
+
+
+def _launch_options(f):
+    """--jobs, --launcher, the Slurm settings and the lease of a claim."""
+    slurm = [
+        ("--partition", str, "Slurm partition."),
+        ("--gpus-per-task", click.IntRange(0), "GPUs of each Slurm task (one cell)."),
+        ("--cpus-per-task", click.IntRange(1), "CPU cores of each Slurm task."),
+        ("--mem-gb", click.FloatRange(0, min_open=True), "Memory of each Slurm task."),
+        ("--time-min", click.IntRange(1), "Time limit of each Slurm task, minutes."),
+        ("--array-parallelism", click.IntRange(1), "Slurm tasks running at once."),
+    ]
+    for flag, kind, text in reversed(slurm):
+        f = click.option(flag, type=kind, default=None, help=text)(f)
+    f = click.option(
+        "--sbatch", multiple=True, metavar="KEY=VALUE", help="Extra sbatch option (repeatable)."
+    )(f)
+    f = click.option(
+        "--launcher-config",
+        default=None,
+        type=click.Path(exists=True, dir_okay=False),
+        help="YAML of launcher settings, over the suite's launcher: section.",
+    )(f)
+    f = click.option(
+        "--lease-s",
+        default=60.0,
+        show_default=True,
+        type=click.FloatRange(1),
+        help="A claim its worker has not renewed for this long is taken over.",
+    )(f)
+    f = click.option(
+        "--launcher",
+        type=click.Choice(["local", "pool", "slurm"]),
+        default=None,
+        help="Where cells run: this process, --jobs processes, or a Slurm job array "
+        "(default: pool with --jobs, else local).",
+    )(f)
+    return click.option(
+        "--jobs",
+        default=None,
+        metavar="N|auto",
+        help="Worker processes on this machine (auto: one per visible GPU, else cores/2).",
     )(f)
 
 
@@ -161,6 +214,8 @@ def cli(verbose: bool) -> None:
     type=click.IntRange(1),
     help="Train each cell in N local processes with DistributedDataParallel (one per GPU).",
 )
+@_claims_option
+@_launch_options
 def run(
     suite_file,
     overrides,
@@ -174,6 +229,13 @@ def run(
     only,
     device,
     ddp,
+    claims_uri,
+    jobs,
+    launcher,
+    lease_s,
+    launcher_config,
+    sbatch,
+    **slurm,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
     from bench.checks import check_weights
@@ -194,9 +256,38 @@ def run(
     folders = [(Path(workdir), "the --workdir"), (Path("reports"), "the report folder")]
     check_run_paths(tracking_uri, *folders)
     check_weights(suite, cells)
+    from bench.engine.executors import Launch, launcher_settings, parse_jobs
+
+    jobs = parse_jobs(jobs)
+    settings = launcher_settings(suite.spec.launcher, launcher_config, dict(slurm, sbatch=sbatch))
+    launch = Launch(
+        executor=launcher or ("local" if jobs == 1 else "pool"),
+        jobs=jobs,
+        launcher=settings,
+        claims_uri=claims_uri,
+        lease_s=lease_s,
+    )
+    if ddp > 1 and launch.executor != "local":
+        raise click.BadParameter("--ddp trains one cell at a time: not with --jobs", "--ddp")
     if ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(ddp, suite.name, click.get_current_context().params))
-    run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, report=not no_report)
+    run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, not no_report, launch)
+
+
+@cli.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False))
+@_suite_options
+@_tracking_option
+@_claims_option
+def status(
+    suite_file, overrides, override_files, data_root, workdir, tracking_uri, claims_uri
+) -> None:
+    """Each cell of SUITE_FILE: pending, running (where), finished or failed (its error)."""
+    from bench.runner import show_status
+    from bench.suite import load_suite
+
+    suite = load_suite(suite_file, overrides, override_files)
+    show_status(suite, suite.cells(data_root), tracking_uri, claims_uri)
 
 
 @cli.command()

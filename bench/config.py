@@ -150,3 +150,21 @@ class Defaults(Section):
 
 
 SECTIONS = tuple(Defaults.model_fields)
+
+
+class LauncherConfig(Section):
+    """Where ``bench run --launcher slurm`` runs a grid: a submitit job array, one task per
+    cell (the suite's ``launcher:`` section, ``--launcher-config FILE`` and flags, in order)."""
+
+    cluster: Literal["slurm", "local"] = Field(
+        "slurm", description="slurm, or local: submitit's LocalExecutor (same code path, tests)"
+    )
+    partition: str | None = Field(None, description="Slurm partition")
+    gpus_per_task: int = Field(0, ge=0, description="GPUs of each task (one cell)")
+    cpus_per_task: int = Field(4, ge=1, description="CPU cores of each task")
+    mem_gb: float | None = Field(None, gt=0, description="memory of each task")
+    time_min: int = Field(240, ge=1, description="time limit of each task, minutes")
+    array_parallelism: int = Field(64, ge=1, description="tasks of the array running at once")
+    sbatch: dict[str, str] = Field(
+        default_factory=dict, description="extra sbatch options, e.g. {qos: high, account: me}"
+    )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
 from tabulate import tabulate
-from tqdm.auto import tqdm
 
 from bench.engine import distributed
-from bench.engine.cell import RunOptions, run_cell
+from bench.engine.cell import RunOptions
+from bench.engine.executors import Launch
+from bench.engine.executors.slurm import check_store
+from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
 from bench.suite import Cell, Suite, load_suite
-from bench.tracking import client, experiment_id
+from bench.tracking import client, tracking_uri
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
@@ -36,29 +39,49 @@ def run_suite(
     data_root: str | None,
     force: bool,
     report: bool = True,
+    launch: Launch | None = None,
 ) -> None:
-    """Run the grid cell by cell; finished cells are skipped, interrupted ones resume.
-    Under DDP every rank runs the grid and rank 0 alone opens the MLflow store."""
+    """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
+    resume, each cell runs once however many workers run the grid; a failed cell does not
+    stop the others, and the command fails at the end naming the failed cells. Under DDP
+    every rank runs the grid in this process and rank 0 alone opens the MLflow store."""
+    from bench.engine import executors, store
+
+    launch = launch or Launch()
+    if launch.executor == "slurm":
+        check_store(tracking_uri(uri))
     lead = distributed.is_rank0()
-    mlf = client(uri) if lead else None
-    exp_id = experiment_id(mlf, suite.name) if lead else None
-    opts = RunOptions(workdir=workdir, data_root=data_root, force=force)
+    # the other ranks follow rank 0's decisions inside run_cell and never touch the store
+    uri, exp_id = store.prepare(uri, suite.name, launch.claims_uri) if lead else (uri, "")
+    opts = RunOptions(
+        workdir=workdir.resolve(),
+        data_root=data_root,
+        force=force,
+        claims_uri=launch.claims_uri,
+        lease_s=launch.lease_s,
+    )
     reference = suite.spec.report.reference
     if reference:
         opts.extra_tags["report_reference"] = reference
-    bar = tqdm(cells, desc=f"suite {suite.name}", unit="cell", dynamic_ncols=True, disable=not lead)
-    for cell in bar:
-        bar.set_postfix_str(cell.label)
-        result = run_cell(mlf, exp_id, cell, opts)
-        if not lead:
-            continue
-        m = result.metrics
-        summary = f"R1 {m.get('R1', float('nan')):.1f}"
-        if "mAP" in m:
-            summary += f"  mAP {m['mAP']:.1f}"
-        tqdm.write(f"{result.status:>8}  {cell.label}  {summary}")
-    if report and lead:
+    outcomes = executors.execute(cells, executors.Context(uri, exp_id, opts), launch)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if report and lead and len(failed) < len(outcomes):
         make_reports(uri, suite.name, None, Path("reports"), True, reference=reference)
+    if failed:
+        lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
+        raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+
+
+def show_status(suite: Suite, cells: list[Cell], uri: str | None, claims_uri: str | None) -> None:
+    """Each cell of the grid: pending, running (where), finished or failed (with its error)."""
+    from bench.engine import store
+    from bench.engine.status import cell_states
+
+    uri, exp_id = store.prepare(uri, suite.name, claims_uri)
+    rows = cell_states(client(uri), exp_id, cells, uri, claims_uri)
+    click.echo(tabulate(rows, headers=["#", "cell", "config hash", "state", "where / error"]))
+    counts = Counter(row[3] for row in rows)
+    click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
 
 def make_reports(

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from bench.config import SECTIONS, Defaults, MethodConfig
+from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
 from bench.errors import ConfigError
 from bench.registry import DATASETS, METHODS, known_method, method_config
 from bench.strict_yaml import parse_yaml, read_yaml_file
@@ -33,6 +33,7 @@ ROOT_KEYS = (
     "seeds",
     "defaults",
     "report",
+    "launcher",
 )
 
 
@@ -69,6 +70,7 @@ class SuiteFile(BaseModel):
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=1000)
     defaults: Defaults = Field(default_factory=Defaults)
     report: ReportSpec = Field(default_factory=ReportSpec)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
 
     @field_validator("methods", "seeds")
     @classmethod

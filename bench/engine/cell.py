@@ -1,7 +1,9 @@
 """Run one cell: data -> method -> training -> evaluation -> an MLflow run.
 
-A cell whose config hash already has a FINISHED run is skipped (unless forced); an unfinished
-run with a checkpoint is resumed in the same MLflow run from its last finished epoch.
+A cell whose config hash already has a FINISHED run is skipped (unless forced). Before it
+trains, a worker claims the cell (bench.engine.claims); a cell claimed by a live worker is left
+to it ("busy"). Taking over an interrupted or dead worker's claim resumes its MLflow run from its
+last checkpoint; orphan RUNNING runs of the cell are closed as KILLED.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import yaml
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
-from bench.engine import distributed
+from bench.engine import claims, distributed
 from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
 from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
@@ -33,7 +35,7 @@ from bench.per_query import PER_QUERY, write_per_query
 from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
 from bench.suite import Cell, build_dataset
-from bench.tracking import UNFINISHED, environment_tags, flatten, runs_with_hash
+from bench.tracking import environment_tags, flatten, runs_with_hash
 
 log = logging.getLogger("bench")
 EvalHook = Callable[[int, Callable[[], dict]], None]
@@ -52,14 +54,19 @@ class RunOptions:
     log_model: bool = True
     parent_run_id: str | None = None
     extra_tags: dict[str, str] = field(default_factory=dict)
+    claims_uri: str | None = None  # default: beside the tracking store (claims.claims_uri)
+    lease_s: float = 60.0  # a claim not renewed for this long is free to take over
+    launch_time: float = field(default_factory=time.time)  # cells ended before it may rerun
+    worker: str = ""  # shown by `bench status`
 
 
 @dataclass
 class CellResult:
     cell: Cell
     run_id: str
-    status: str  # "finished", "skipped"
+    status: str  # "finished", "resumed", "skipped"; not claimed: "busy", "failed"
     metrics: dict[str, float]
+    error: str = ""
 
 
 def seed_everything(seed: int) -> None:
@@ -91,14 +98,16 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
     return tags
 
 
-def _start_run(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str, bool]:
-    """(run id, resumed?): reuse the newest unfinished run of this hash if it has a checkpoint."""
-    ckpt = checkpoint_path(opts, cell)
-    unfinished = runs_with_hash(mlf, exp_id, cell.config_hash, UNFINISHED)
-    if unfinished and ckpt.is_file() and not opts.force:
-        mlf.update_run(unfinished[0].info.run_id, status="RUNNING")
-        return unfinished[0].info.run_id, True
-    ckpt.unlink(missing_ok=True)
+def _start_run(mlf, exp_id: str, cell: Cell, opts: RunOptions, claim) -> tuple[str, bool]:
+    """(run id, resumed?): adopt the previous owner's run if it left a checkpoint, else a new
+    run; other RUNNING runs of this hash are orphans of dead workers and closed as KILLED."""
+    resumed = not opts.force and claim.run_id is not None and claim.inherit_checkpoint()
+    for run in runs_with_hash(mlf, exp_id, cell.config_hash, ("RUNNING",)):
+        if not resumed or run.info.run_id != claim.run_id:
+            mlf.set_terminated(run.info.run_id, status="KILLED")
+    if resumed:
+        mlf.update_run(claim.run_id, status="RUNNING")
+        return claim.run_id, True
     run = mlf.create_run(exp_id, run_name=cell.label)
     params = flatten(cell.resolved())
     mlf.log_batch(run.info.run_id, params=[_param(k, v) for k, v in params.items()])
@@ -109,10 +118,6 @@ def _param(key: str, value: object):
     from mlflow.entities import Param
 
     return Param(key, str(value)[:6000])
-
-
-def checkpoint_path(opts: RunOptions, cell: Cell) -> Path:
-    return opts.workdir / "cells" / cell.config_hash / "checkpoint.pt"
 
 
 def finished_run(mlf, exp_id: str, cell: Cell):
@@ -141,9 +146,12 @@ def _skip_decision(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str,
     return None if done is None else (done.info.run_id, dict(done.data.metrics))
 
 
-def _open_run(mlf, exp_id: str, cell: Cell, opts: RunOptions, tags: dict) -> tuple[str, bool]:
-    """Start or resume the cell's MLflow run and tag it (rank 0 only)."""
-    run_id, resumed = _start_run(mlf, exp_id, cell, opts)
+def _open_run(
+    mlf, exp_id: str, cell: Cell, opts: RunOptions, tags: dict, claim: claims.Claim
+) -> tuple[str, bool]:
+    """Start or adopt the cell's MLflow run, record it in the claim and tag it (rank 0)."""
+    run_id, resumed = _start_run(mlf, exp_id, cell, opts, claim)
+    claim.set_run(run_id)
     for key, value in tags.items():
         mlf.set_tag(run_id, key, value)
     return run_id, resumed
@@ -220,6 +228,8 @@ class Job:
     aux: frozenset[str]
     opts: RunOptions
     on_epoch: EvalHook | None
+    claim: claims.Claim | None  # rank 0's; None on the other ranks under DDP
+    checkpoint: Path
 
     def score(self) -> dict:
         s = self.cell.sections
@@ -235,14 +245,59 @@ def run_cell(
     done = distributed.on_rank0(lambda: _skip_decision(mlf, exp_id, cell, opts))
     if done is not None:
         return CellResult(cell, done[0], "skipped", done[1])
+    claim = _claim(mlf, exp_id, cell, opts) if distributed.is_rank0() else None
+    won, state, claimed_run, error, ckpt = distributed.on_rank0(lambda: _claim_view(claim))
+    if not won:
+        status = "failed" if state == "failed" else "busy"
+        return CellResult(cell, claimed_run or "", status, {}, error)
+    if claim is not None:
+        claim.start_heartbeat()
+    try:
+        result = _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt)
+    except BaseException as exc:
+        if claim is not None:
+            stopped = isinstance(exc, (KeyboardInterrupt, CellStopped))
+            claim.end("released" if stopped else "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if claim is not None:
+        claim.end("finished")
+    return result
+
+
+def _claim(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> claims.Claim:
+    """Try to claim the cell for this worker (rank 0 under DDP): see :mod:`bench.engine.claims`."""
+    return claims.acquire(
+        claims.claims_uri(mlf.tracking_uri, opts.claims_uri),
+        exp_id,
+        cell.config_hash,
+        cell.label,
+        lease_s=opts.lease_s,
+        launch_time=opts.launch_time,
+        workdir=opts.workdir,
+        worker=opts.worker,
+    )
+
+
+def _claim_view(claim: claims.Claim) -> tuple[bool, str, str | None, str, Path]:
+    """What every rank needs of rank 0's claim: (won, state, run id, error, checkpoint path)."""
+    error = "" if claim.won else claim.row["error"] or ""
+    return claim.won, claim.state, claim.run_id, error, claim.checkpoint
+
+
+def _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt: Path) -> CellResult:
+    """Train, score and log a claimed cell (the claim is None on ranks other than 0)."""
     split, available = distributed.rank0_first(lambda: prepare_split(cell, opts))
     method, aux, notes = build_method(cell, split, available)
     place(method, where)
     tags = {**_tags(cell, opts, notes), "protocol": split.protocol.name, **placement_tags(where)}
-    run_id, resumed = distributed.on_rank0(lambda: _open_run(mlf, exp_id, cell, opts, tags))
-    job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch)
+    run_id, resumed = distributed.on_rank0(lambda: _open_run(mlf, exp_id, cell, opts, tags, claim))
+    job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch, claim, ckpt)
     try:
         metrics = train_and_score(job)
+        if claim is not None:
+            claim.check()
+    except claims.ClaimLost:
+        raise  # the run is the new owner's now
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, (KeyboardInterrupt, CellStopped)) else "FAILED"
         if distributed.is_rank0():
@@ -310,12 +365,12 @@ def train(job: Job) -> bool:
     def epoch_end(epoch: int, logs: dict[str, float]) -> None:
         if not distributed.is_rank0():
             return
+        job.claim.check()
         log_metrics(job.mlf, job.run_id, logs, step=epoch)
         if job.on_epoch is not None:
             job.on_epoch(epoch, job.score)
 
-    ckpt = checkpoint_path(job.opts, job.cell)
-    Trainer(job.method, loader, sections.train, ckpt).fit(epoch_end)
+    Trainer(job.method, loader, sections.train, job.checkpoint).fit(epoch_end)
     return True
 
 
@@ -333,5 +388,4 @@ def train_and_score(job: Job) -> dict[str, float]:
     log_metrics(job.mlf, job.run_id, metrics)
     keep = job.method if job.opts.log_model and trained else None
     log_artifacts(job.mlf, job.run_id, job.cell, job.split, result, keep, grid)
-    checkpoint_path(job.opts, job.cell).unlink(missing_ok=True)
     return metrics

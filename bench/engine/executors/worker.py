@@ -1,0 +1,134 @@
+"""The worker loop every executor runs, and the grid's progress display.
+
+A worker goes through the grid calling ``run_cell`` on each cell: a cell it claims, it runs; a
+cell another worker holds ("busy") it comes back to, so that it takes the cell over if that
+worker dies; it stops when every cell has ended (finished, skipped or failed). A failing cell
+is recorded and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from bench.engine import claims, distributed
+from bench.engine.cell import CellResult, RunOptions, run_cell
+from bench.suite import Cell
+from bench.tracking import client
+
+log = logging.getLogger("bench")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a worker needs to run cells of one launch (picklable: sent to worker processes)."""
+
+    tracking_uri: str
+    exp_id: str
+    opts: RunOptions
+
+
+@dataclass(frozen=True)
+class Outcome:
+    label: str
+    config_hash: str
+    status: str  # finished, resumed, skipped, failed
+    run_id: str = ""
+    summary: str = ""
+    error: str = ""
+
+    @classmethod
+    def of(cls, result: CellResult) -> Outcome:
+        m, cell = result.metrics, result.cell
+        summary = f"R1 {m['R1']:.1f}" if "R1" in m else ""
+        if "mAP" in m:
+            summary += f"  mAP {m['mAP']:.1f}"
+        status, run_id = result.status, result.run_id
+        return cls(cell.label, cell.config_hash, status, run_id, summary, result.error)
+
+
+def attempt(mlf, context: Context, cell: Cell) -> Outcome | None:
+    """Run the cell if this worker can claim it; None while another worker holds it."""
+    try:
+        result = run_cell(mlf, context.exp_id, cell, context.opts)
+    except claims.ClaimLost:
+        return None
+    except Exception as exc:  # the cell failed (its run and claim say so); the grid goes on
+        log.error("%s failed", cell.label, exc_info=True)
+        return Outcome(cell.label, cell.config_hash, "failed", error=f"{type(exc).__name__}: {exc}")
+    return None if result.status == "busy" else Outcome.of(result)
+
+
+def drain(
+    cells: list[Cell], context: Context, on_outcome: Callable[[Outcome], None] | None = None
+) -> list[Outcome]:
+    """Run or wait for every cell until each has ended; one Outcome per cell."""
+    mlf = client(context.tracking_uri) if distributed.is_rank0() else None  # DDP: rank 0's
+    poll_s = min(context.opts.lease_s / 4, 5.0)
+    pending, outcomes = list(cells), []
+    while pending:
+        waiting = []
+        for cell in pending:
+            outcome = attempt(mlf, context, cell)
+            if outcome is None:
+                waiting.append(cell)
+                continue
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+        pending = waiting
+        if pending:
+            time.sleep(poll_s)
+    return outcomes
+
+
+def running_cells(context: Context, cells: list[Cell]) -> int:
+    """How many of the cells a live worker holds now (from the claims table)."""
+    uri = claims.claims_uri(context.tracking_uri, context.opts.claims_uri)
+    rows = claims.store(uri).rows(context.exp_id)
+    hashes = {c.config_hash for c in cells}
+    now = time.time()
+    return sum(
+        1
+        for h, r in rows.items()
+        if h in hashes and r["state"] == "running" and r["lease_expires"] >= now
+    )
+
+
+class Progress:
+    """A tqdm bar over the grid: cells done, running, failed and left, with rate and ETA."""
+
+    def __init__(self, cells: list[Cell], desc: str):
+        self.total = len(cells)
+        self.ended: dict[str, Outcome] = {}
+        self.now_running = 0
+        self.bar = tqdm(total=self.total, desc=desc, unit="cell", dynamic_ncols=True)
+
+    def end(self, outcome: Outcome) -> None:
+        """Count a cell's end once (several workers may report the same cell)."""
+        if outcome.config_hash in self.ended:
+            return
+        self.ended[outcome.config_hash] = outcome
+        detail = outcome.error if outcome.status == "failed" else outcome.summary
+        tqdm.write(f"{outcome.status:>8}  {outcome.label}  {detail}")
+        self.bar.update(1)
+        self._postfix()
+
+    def running(self, n: int) -> None:
+        self.now_running = n
+        self._postfix()
+
+    def _postfix(self) -> None:
+        failed = sum(o.status == "failed" for o in self.ended.values())
+        done = len(self.ended) - failed
+        running = min(self.now_running, self.total - len(self.ended))
+        left = self.total - len(self.ended) - running
+        self.bar.set_postfix_str(f"done {done} running {running} failed {failed} left {left}")
+
+    def close(self) -> list[Outcome]:
+        self.bar.close()
+        return list(self.ended.values())

@@ -1,0 +1,39 @@
+"""What ``bench status`` shows: each cell's state, from MLflow's finished runs and the claims."""
+
+from __future__ import annotations
+
+import time
+
+from bench.engine import claims
+from bench.suite import Cell
+from bench.tracking import runs_with_hash
+
+
+def describe(row: dict | None, now: float) -> tuple[str, str]:
+    """(state, where or error) of a cell without a finished run, from its claim row."""
+    if row is None:
+        return "pending", ""
+    where = f"{row['host']} pid {row['pid']} {row['device']} ({row['worker']})"
+    if row["state"] == "running" and not claims.takeable(row, now, launch_time=0.0):
+        return "running", where
+    if row["state"] == "running":
+        return "pending", f"lease expired; was {where}"
+    if row["state"] == "failed":
+        return "failed", row["error"] or ""
+    if row["state"] == "released":
+        return "pending", "interrupted; resumes from its checkpoint"
+    return "pending", "finished run deleted"
+
+
+def cell_states(mlf, exp_id: str, cells: list[Cell], uri: str, claims_uri: str | None):
+    """One row per cell: #, label, config hash, state, where / error."""
+    rows = claims.store(claims.claims_uri(uri, claims_uri)).rows(exp_id)
+    now, out = time.time(), []
+    for i, cell in enumerate(cells):
+        finished = runs_with_hash(mlf, exp_id, cell.config_hash, ("FINISHED",))
+        if finished:
+            state, detail = "finished", f"run {finished[0].info.run_id}"
+        else:
+            state, detail = describe(rows.get(cell.config_hash), now)
+        out.append([i + 1, cell.label, cell.config_hash, state, detail])
+    return out
