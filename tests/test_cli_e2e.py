@@ -127,7 +127,7 @@ def check_statistics_and_exports(root, table):
 
     out = invoke("compare", "tiny.yaml", "baseline/default", "baseline/ce-only")
     lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("synthetic")}
-    assert set(lines) == {"R1", "R5", "R10", "R20", "mAP"}
+    assert set(lines) == {"R1", "R5", "R10", "R20", "mAP", "mINP"}
     assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]\s+[\d.]+", lines["mAP"])  # CI, p
     bad = CliRunner().invoke(cli, ["compare", "tiny", "baseline", "stal"])
     assert bad.exit_code == 1 and "no finished run of 'stal/default'" in bad.output

@@ -97,7 +97,7 @@ def test_ddp_run_through_the_cli_logs_one_finished_run(in_tmp):
     assert 0 <= run.data.metrics["mAP"] <= 100 and "R1" in run.data.metrics
     steps = {m.step for m in mlf.get_metric_history(run.info.run_id, "loss/total")}
     assert steps == {0, 1}
-    assert not list(in_tmp.glob(".bench/cells/*/checkpoint.pt"))  # removed once finished
+    assert not list(in_tmp.glob(".bench/cells/**/checkpoint.pt"))  # removed once finished
 
 
 @pytest.mark.slow
@@ -106,7 +106,7 @@ def test_ddp_run_resumes_after_the_process_group_is_killed(in_tmp):
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(ddp_suite(epochs)))
     first = bench_run(start_new_session=True)
     deadline = time.monotonic() + 600
-    while not list(in_tmp.glob(".bench/cells/*/checkpoint.pt")):
+    while not list(in_tmp.glob(".bench/cells/**/checkpoint.pt")):
         assert first.poll() is None, "the run ended before writing a checkpoint"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -114,7 +114,7 @@ def test_ddp_run_resumes_after_the_process_group_is_killed(in_tmp):
     first.wait()
     mlf, found = runs()
     assert len(found) == 1 and found[0].info.status == "RUNNING"
-    (ckpt,) = in_tmp.glob(".bench/cells/*/checkpoint.pt")
+    (ckpt,) = in_tmp.glob(".bench/cells/**/checkpoint.pt")
     killed_at = torch.load(ckpt, weights_only=True)["epoch"]
     assert 1 <= killed_at < epochs, "the kill came too late to test resuming"
 

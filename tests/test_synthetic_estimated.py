@@ -203,6 +203,7 @@ def test_aux_is_in_the_resolved_config_and_the_run_tags(tmp_path):
         ],
         "methods": ["baseline"],
         "seeds": [0],
+        "defaults": {"data": {"p": 2, "k": 2}},
     }
     path = tmp_path / "aux.yaml"
     path.write_text(yaml.safe_dump(suite))
