@@ -9,7 +9,7 @@ with one uninterrupted run of the same suite.
 from __future__ import annotations
 
 import signal
-import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,13 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from bench.cli import cli
+from bench.engine import claims
 from bench.engine.trainer import Trainer
 from tests.test_parallel import bench, tiny_suite
 
-RUN = ["run", "tiny.yaml", "--no-report", "--lease-s", "5"]
+# a lease far longer than the test: the rerun can take the dead process's claim at once only
+# because claims sees that its pid is gone on this host
+RUN = ["run", "tiny.yaml", "--no-report", "--lease-s", "3600"]
 EPOCHS = 2
 # point -> the epochs the rerun trains (those after the last checkpoint)
 POINTS = {
@@ -83,6 +86,10 @@ def test_kill9_then_rerun_completes_the_cell_as_if_uninterrupted(
     assert proc.returncode == -signal.SIGKILL, killed[-3000:]  # died at the point
     mlf, (victim,) = tracking(tmp_path)
     assert victim.info.status == "RUNNING"  # what a kill -9 leaves behind
+    store = claims.store(f"sqlite:///{tmp_path / 'mlflow-claims.db'}")
+    (row,) = store.rows(victim.info.experiment_id).values()
+    assert row["state"] == "running" and row["lease_expires"] > time.time() + 600
+    assert claims.takeable(row, time.time(), launch_time=time.time())  # its pid is dead
 
     trained: list[int] = []
     original = Trainer.train_epoch
@@ -107,8 +114,7 @@ def test_kill9_then_rerun_completes_the_cell_as_if_uninterrupted(
     else:  # the killed run adopted and resumed
         assert statuses == {victim.info.run_id: "FINISHED"}
         assert "resumed" in result.output
-    claim = sqlite3.connect(tmp_path / "mlflow-claims.db").execute("SELECT state FROM bench_claims")
-    assert claim.fetchall() == [("finished",)]
+    assert [r["state"] for r in store.rows(victim.info.experiment_id).values()] == ["finished"]
 
     got = record(mlf, done)
     assert got["artifacts"] == reference["artifacts"]
