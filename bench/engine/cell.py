@@ -25,7 +25,7 @@ import yaml
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
-from bench.engine import claims, distributed
+from bench.engine import claims, distributed, killpoints, once
 from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
 from bench.engine.evaluator import score, sequence_length_grid
 from bench.engine.trainer import Trainer
@@ -186,6 +186,7 @@ def log_metrics(mlf, run_id: str, metrics: dict[str, float], step: int | None = 
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
+    metrics = once.unlogged(mlf, run_id, metrics, step or 0)  # a resumed run logs once
     items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
     mlf.log_batch(run_id, metrics=items)
 
@@ -205,7 +206,9 @@ def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, meth
             (out / "seqlen.yaml").write_text(yaml.safe_dump(rows))
         if method is not None:
             torch.save(method.state_dict(), out / "model.pt")
-        mlf.log_artifacts(run_id, str(out))
+        for path in sorted(out.iterdir()):  # one by one: a kill in between is tested
+            mlf.log_artifact(run_id, str(path))
+            killpoints.reached("artifact_logged")
 
 
 def final_metrics(result: dict, grid: dict) -> dict[str, float]:
@@ -291,6 +294,7 @@ def _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt: Path) ->
     place(method, where)
     tags = {**_tags(cell, opts, notes), "protocol": split.protocol.name, **placement_tags(where)}
     run_id, resumed = distributed.on_rank0(lambda: _open_run(mlf, exp_id, cell, opts, tags, claim))
+    killpoints.reached("run_created")
     job = Job(mlf, exp_id, run_id, cell, split, method, aux, opts, on_epoch, claim, ckpt)
     try:
         metrics = train_and_score(job)
@@ -306,6 +310,7 @@ def _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt: Path) ->
             mlf.set_terminated(run_id, status=status)
         raise
     if distributed.is_rank0():
+        killpoints.reached("before_finished")
         mlf.set_terminated(run_id, status="FINISHED")
     return CellResult(cell, run_id, "resumed" if resumed else "finished", metrics)
 
@@ -382,6 +387,7 @@ def train_and_score(job: Job) -> dict[str, float]:
     if not distributed.is_rank0():
         return {}  # rank 0 scores and logs
     result = job.score()
+    killpoints.reached("evaluating")
     grid = sequence_length_grid(job.method, job.split, s.data, s.eval, job.aux)
     metrics = final_metrics(result, grid)
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})

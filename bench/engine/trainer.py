@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from bench.config import TrainConfig
-from bench.engine import checkpoint, distributed
+from bench.engine import checkpoint, distributed, killpoints
 from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
 from bench.engine.finite import FiniteGuard
 from bench.engine.optim import build_optimizer, build_scheduler
@@ -116,6 +116,7 @@ class Trainer:
         for step, batch in enumerate(self.loader):
             if step >= steps:
                 break
+            killpoints.reached(f"epoch{epoch}.step{step}")
             terms = self.step(batch, epoch, step)
             if terms is None:  # skipped: not finite (train.on_nonfinite: skip_step)
                 bar.update()
@@ -148,4 +149,6 @@ class Trainer:
             self.scheduler.step()
             if on_epoch is not None:
                 on_epoch(epoch, logs)
+            killpoints.reached(f"epoch_logged{epoch}")
             self._save(epoch + 1)
+            killpoints.reached(f"checkpoint{epoch}")
