@@ -26,32 +26,15 @@ import torch
 import yaml
 from click.testing import CliRunner
 from fixtures import real_layouts as fx
+from test_cli_e2e import TINY
 
 from bench.cli import cli
 from bench.errors import BenchError, DataError
 
-SUITE = {
-    "name": "tiny",
-    "datasets": [
-        {
-            "name": "synthetic-video",
-            "train_ids": 6,
-            "test_ids": 4,
-            "distractors": 2,
-            "cameras": 2,
-            "min_len": 4,
-            "max_len": 6,
-            "height": 32,
-            "width": 16,
-        }
-    ],
-    "methods": ["baseline"],
+SUITE = {  # the end-to-end TINY suite: one variant, one seed, two steps
+    **{k: v for k, v in TINY.items() if k != "ablations"},
     "seeds": [0],
-    "defaults": {
-        "model": {"backbone": "resnet18"},
-        "data": {"height": 32, "width": 16, "seq_len": 2, "p": 2, "k": 2},
-        "train": {"epochs": 1, "max_steps_per_epoch": 2},
-    },
+    "defaults": {**TINY["defaults"], "train": {"epochs": 1, "max_steps_per_epoch": 2}},
 }
 
 
