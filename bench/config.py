@@ -6,7 +6,7 @@ that names the key. Method configs derive from :class:`MethodConfig`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -118,8 +118,13 @@ class EvalConfig(Section):
     clip_norm: bool = Field(False, description="L2-normalise clip features before averaging")
     max_frames: int | None = Field(None, ge=1, description="cap frames per tracklet")
     batch_size: int = Field(32, ge=1, le=65536, description="clips per inference batch")
-    seq_lengths: list[int] = Field(
-        default_factory=list, description="sequence-length study: probe x gallery lengths"
+    seq_lengths: list[Annotated[int, Field(ge=0, le=MAX_FRAMES)]] = Field(
+        default_factory=list,
+        description="sequence-length study: probe x gallery lengths L, each tracklet reduced to "
+        "L random frames (0 = all frames; bench.engine.seqlen)",
+    )
+    seq_length_draws: int = Field(
+        5, ge=1, le=1000, description="random draws of the L frames averaged by the study"
     )
     chunk_size: int | None = Field(
         None, ge=1, description="queries ranked per chunk (None = sized from free memory)"

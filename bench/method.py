@@ -42,6 +42,11 @@ class Method(nn.Module):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     #: set when ``embed`` accepts only clips of one length (e.g. RGTR's per-frame relations)
     fixed_clip_len: int | None = None
+    #: True when ``embed`` of a clip equals ``aggregate(..., norm=False)`` of the embeddings of
+    #: its frames taken as one-frame clips (frame-wise features pooled over time, e.g. the
+    #: baseline's mean, STAL's eq. 9): the sequence-length study then embeds every frame once
+    #: and pools its random subsets from those embeddings (bench.engine.seqlen)
+    frame_separable: ClassVar[bool] = False
 
     def __init__(
         self, config: MethodConfig, model: ModelConfig, data: DataConfig, num_classes: int

@@ -30,6 +30,7 @@ def triplet_term(cfg: BaselineConfig, feat: torch.Tensor, pids: torch.Tensor) ->
 @register_method("baseline")
 class Baseline(Method):
     Config = BaselineConfig
+    frame_separable = True  # frame-wise CNN, affine head after a temporal mean
 
     def __init__(
         self, config: BaselineConfig, model: ModelConfig, data: DataConfig, num_classes: int

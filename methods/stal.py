@@ -153,6 +153,7 @@ class STAL(Method):
     """STAL over any timm CNN; see the module docstring."""
 
     Config = STALConfig
+    frame_separable = True  # frame-wise CNN, RAN, STAN and part nets; eq. 9 pools frames
 
     def __init__(self, config: STALConfig, model: ModelConfig, data: DataConfig, num_classes: int):
         super().__init__(config, model, data, num_classes)

@@ -176,3 +176,33 @@ def eval_loader(
     workers = loader_workers(data.workers, device)
     options = {**_transfer_options(workers, device), "persistent_workers": False}
     return DataLoader(clips, batch_size=batch, **options)
+
+
+class PickedClips(EvalClips):
+    """Given clips: item i -> the frames ``items[i] = (tracklet index, frame indices)`` of that
+    tracklet, as :class:`EvalClips` gives them (the sequence-length study's random draws)."""
+
+    def __init__(
+        self,
+        tracks: list[Tracklet],
+        data: DataConfig,
+        items: list[tuple[int, list[int]]],
+        aux: frozenset[str],
+    ):
+        super().__init__([], data, 0, 1, aux)
+        self.tracks, self.items = tracks, items
+
+
+def picked_loader(
+    tracks: list[Tracklet],
+    data: DataConfig,
+    items: list[tuple[int, list[int]]],
+    aux: frozenset[str],
+    batch_size: int,
+    device: torch.device | None = None,
+) -> DataLoader:
+    """The clips ``items`` (see :class:`PickedClips`), ``batch_size`` at a time, in order;
+    clips batched together must have the same length."""
+    workers = loader_workers(data.workers, device)
+    options = {**_transfer_options(workers, device), "persistent_workers": False}
+    return DataLoader(PickedClips(tracks, data, items, aux), batch_size=batch_size, **options)

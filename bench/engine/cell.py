@@ -27,7 +27,8 @@ from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
 from bench.engine import claims, distributed, killpoints, once
 from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
-from bench.engine.evaluator import score, sequence_length_grid
+from bench.engine.evaluator import score
+from bench.engine.seqlen import SeqLenStudy, sequence_length_study
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
 from bench.method import Method
@@ -191,7 +192,7 @@ def log_metrics(mlf, run_id: str, metrics: dict[str, float], step: int | None = 
     mlf.log_batch(run_id, metrics=items)
 
 
-def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, method, grid) -> None:
+def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, method, study) -> None:
     """config.yaml, the CMC curve, the per-query results, the sequence-length heat map and the
     model weights."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,10 +201,10 @@ def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, meth
         (out / "cmc.yaml").write_text(yaml.safe_dump({"cmc": result["cmc"]}))
         write_per_query(out / PER_QUERY, result, split.query)
         cmc_figure({cell.label: result["cmc"]}, cell.label, out / "cmc.png")
-        if grid:
-            heatmap_figure(grid, f"rank-1 by sequence length\n{cell.label}", out / "seqlen.png")
-            rows = [{"probe": q, "gallery": g, "R1": v} for (q, g), v in grid.items()]
-            (out / "seqlen.yaml").write_text(yaml.safe_dump(rows))
+        if study is not None:
+            title = f"rank-1 by sequence length, mean of {study.draws} draws\n{cell.label}"
+            heatmap_figure(study.mean, title, out / "seqlen.png")
+            (out / "seqlen.yaml").write_text(yaml.safe_dump(study.rows(), sort_keys=False))
         if method is not None:
             torch.save(method.state_dict(), out / "model.pt")
         for path in sorted(out.iterdir()):  # one by one: a kill in between is tested
@@ -211,11 +212,9 @@ def log_artifacts(mlf, run_id: str, cell: Cell, split: Split, result: dict, meth
             killpoints.reached("artifact_logged")
 
 
-def final_metrics(result: dict, grid: dict) -> dict[str, float]:
+def final_metrics(result: dict, study: SeqLenStudy | None) -> dict[str, float]:
     metrics = {k: float(v) for k, v in result.items() if isinstance(v, numbers.Real)}
-    for (q, g), v in grid.items():
-        metrics[f"seqlen.R1.q{q or 'all'}.g{g or 'all'}"] = v
-    return metrics
+    return metrics if study is None else {**metrics, **study.metrics()}
 
 
 @dataclass
@@ -388,10 +387,10 @@ def train_and_score(job: Job) -> dict[str, float]:
         return {}  # rank 0 scores and logs
     result = job.score()
     killpoints.reached("evaluating")
-    grid = sequence_length_grid(job.method, job.split, s.data, s.eval, job.aux)
-    metrics = final_metrics(result, grid)
+    study = sequence_length_study(job.method, job.split, s.data, s.eval, job.aux, job.cell.seed)
+    metrics = final_metrics(result, study)
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
     log_metrics(job.mlf, job.run_id, metrics)
     keep = job.method if job.opts.log_model and trained else None
-    log_artifacts(job.mlf, job.run_id, job.cell, job.split, result, keep, grid)
+    log_artifacts(job.mlf, job.run_id, job.cell, job.split, result, keep, study)
     return metrics

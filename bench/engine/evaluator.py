@@ -26,9 +26,18 @@ def extract(
 ) -> Embedding:
     """One embedding per tracklet from clips covering all its frames (``method.aggregate``),
     on the method's device, under its training precision's autocast (kept in float32)."""
+    loader = eval_loader(tracks, data, ev, aux, length, placement_of(method).device)
+    clips, owners = embed_clips(method, loader, aux, desc)
+    return method.aggregate(clips, owners, len(tracks), ev.clip_norm)
+
+
+@torch.no_grad()
+def embed_clips(
+    method: Method, loader, aux: frozenset[str], desc: str
+) -> tuple[Embedding, torch.Tensor]:
+    """Embeddings of every clip of ``loader`` (N rows, in order) and their owners (N,)."""
     method.eval()
     where = placement_of(method)
-    loader = eval_loader(tracks, data, ev, aux, length, where.device)
     parts: list[Embedding] = []
     owners = []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
@@ -37,8 +46,7 @@ def extract(
         with autocast(where):
             parts.append(float32(method.embed(batch["clips"], extra)))
         owners.append(batch["owner"])
-    clips = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return method.aggregate(clips, torch.cat(owners), len(tracks), ev.clip_norm)
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, torch.cat(owners)
 
 
 def _rows(emb: Embedding, index: torch.Tensor) -> Embedding:
@@ -82,36 +90,3 @@ def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: f
     """Metrics of ``method`` on a split, every tracklet embedded once from all its frames."""
     emb = extract(method, _unique(split), data, ev, aux)
     return score_embeddings(method, split, emb, emb, ev, rerank=True)
-
-
-def sequence_length_grid(
-    method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]
-) -> dict[tuple[int, int], float]:
-    """Rank-1 for every (probe length, gallery length) in ``ev.seq_lengths``: each tracklet
-    is cut to its first L frames, one clip (0 = all its frames)."""
-    tracks = _unique(split)
-    embs = {
-        n: extract(
-            method,
-            tracks,
-            data,
-            _first(ev, n, method.fixed_clip_len),
-            aux,
-            method.fixed_clip_len or n,
-            f"length {n or 'all'}",
-        )
-        for n in ev.seq_lengths
-    }
-    return {
-        (lq, lg): float(score_embeddings(method, split, embs[lq], embs[lg], ev)["R1"])
-        for lq in ev.seq_lengths
-        for lg in ev.seq_lengths
-    }
-
-
-def _first(ev: EvalConfig, length: int, clip_len: int | None) -> EvalConfig:
-    """Eval settings that keep only the first ``length`` frames of a tracklet (0 = all), in one
-    clip, or in clips of ``clip_len`` for a method that needs a fixed clip length."""
-    return ev.model_copy(
-        update={"clip_len": clip_len or length or None, "max_frames": length or ev.max_frames}
-    )
