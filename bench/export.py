@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.atomic import atomic_path, write_text
 from bench.plots import cmc_figure, heatmap_figure, rerank_figure
-from bench.report import Report, mean_cmc_curves, rerank_gains, seqlen_grids
+from bench.report import Report, mean_cmc_curves, rerank_gains, seqlen_caption, seqlen_grids
 from bench.tables import to_html, to_latex, to_markdown
 
 FORMATS = ("md", "latex", "csv", "html")
@@ -49,8 +49,9 @@ def make_figures(mlf, report: Report, out_dir: Path) -> None:
             report.figures.append((f"re-ranking gain on {ds}", path))
     for (ds, row), grid in seqlen_grids(df).items():
         name = f"{slug}-{ds}-{row}-seqlen.png".replace(" ", "")
-        path = heatmap_figure(grid, f"{row} on {ds}", figures / name)
-        report.figures.append((f"sequence lengths, {row} on {ds}", path))
+        short, caption = seqlen_caption(df, ds, row)
+        path = heatmap_figure(grid, f"{row} on {ds}\n{short}", figures / name)
+        report.figures.append((f"sequence lengths, {row} on {ds}: {caption}", path))
 
 
 def slug_of(name: str) -> str:

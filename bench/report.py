@@ -387,9 +387,7 @@ def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int]
     (its default variant: one heat map per method keeps a report readable)."""
     cols = [c for c in df.columns if c.startswith("metrics.seqlen.R1.")]
     out: dict = {}
-    for (ds, m, v), rows in df.groupby(["tags.dataset", *KEYS]):
-        if v != "default":
-            continue
+    for key, rows in _seqlen_rows(df):
         grid = {}
         for col in cols:
             value = rows[col].mean()
@@ -397,8 +395,30 @@ def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int]
                 q, g = col.removeprefix("metrics.seqlen.R1.").split(".")
                 grid[(_length(q[1:]), _length(g[1:]))] = float(value)
         if grid:
-            out[(ds, label(m, v))] = grid
+            out[key] = grid
     return out
+
+
+def seqlen_caption(df: pd.DataFrame, dataset: str, row: str) -> tuple[str, str]:
+    """(short, long) account of how a :func:`seqlen_grids` heat map was measured: the draws
+    of L random frames per tracklet (``metrics.seqlen.draws``) and the runs it averages."""
+    rows = dict(_seqlen_rows(df))[(dataset, row)]
+    draws = rows.get("metrics.seqlen.draws", pd.Series(dtype=float)).dropna()
+    runs = f"{len(rows)} run{'s' * (len(rows) != 1)}"
+    if draws.empty:  # runs from before the random draws
+        return f"first L frames, {runs}", f"rank-1, the first L frames of each tracklet, {runs}"
+    n = "/".join(str(int(d)) for d in sorted(set(draws)))
+    return f"mean of {n} draws, {runs}", (
+        f"rank-1, mean over {n} draws of L random frames per tracklet (shorter tracklets "
+        f"padded with random frames of their own) and over {runs}"
+    )
+
+
+def _seqlen_rows(df: pd.DataFrame):
+    """((dataset, label), runs) of each dataset x method's default variant."""
+    for (ds, m, v), rows in df.groupby(["tags.dataset", *KEYS]):
+        if v == "default":
+            yield (ds, label(m, v)), rows
 
 
 def label(method: str, variant: str) -> str:

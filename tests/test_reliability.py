@@ -111,6 +111,8 @@ CASES = [
     ("height-bool", patched("defaults.data.height", True), [], S, "data.height: Input should"),
     ("seq-len-0", patched("defaults.data.seq_len", 0), [], S, "data.seq_len: Input should be"),
     ("seq-len-huge", patched("defaults.data.seq_len", 10**5), [], S, "data.seq_len: Input should"),
+    ("draws-0", patched("defaults.eval.seq_length_draws", 0), [], S, "seq_length_draws: Input"),
+    ("seq-lengths-neg", patched("defaults.eval.seq_lengths", [4, -1]), [], S, "seq_lengths[1]: "),
     ("p-vs-ids", patched("defaults.data.p", 100), [], S, "defaults.data.p: expected at most 6"),
     ("p-1", patched("defaults.data.p", 1), [], S, "data.p: Input should be greater"),
     ("k-huge", patched("defaults.data.k", 10**6), [], S, "data.k: Input should be less"),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from bench.config import DataConfig, EvalConfig, ModelConfig
 from bench.distance import euclidean
@@ -18,7 +20,7 @@ from bench.engine.seqlen import (
     sequence_length_study,
 )
 from bench.method import Method
-from bench.suite import build_dataset
+from bench.suite import build_dataset, load_suite
 from methods.baseline import Baseline, BaselineConfig
 from methods.stal import STAL, STALConfig
 
@@ -134,3 +136,39 @@ def test_frame_separable_methods_embed_a_clip_as_the_pool_of_its_frames(method):
     assert whole.keys() == pooled.keys()
     for key in whole:
         torch.testing.assert_close(pooled[key], whole[key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
+    from bench.engine.cell import RunOptions, run_cell
+    from bench.export import make_figures
+    from bench.report import Report, load_runs, seqlen_caption, seqlen_grids
+    from bench.tracking import client, experiment_id
+
+    suite = {
+        "name": "seqlen",
+        "datasets": ["fixture-video"],
+        "methods": ["baseline"],
+        "defaults": {
+            "model": {"backbone": "resnet18"},
+            "data": {"height": 32, "width": 16, "seq_len": 2, "p": 2, "k": 2},
+            "train": {"epochs": 1, "max_steps_per_epoch": 1},
+            "eval": {"seq_lengths": [1, 0], "seq_length_draws": 2},
+        },
+    }
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(suite))
+    (cell,) = load_suite(in_tmp / "s.yaml").cells()
+    mlf = client()
+    run = run_cell(mlf, experiment_id(mlf, "seqlen"), cell, RunOptions(force=True))
+    assert run.metrics["seqlen.draws"] == 2
+    assert {"seqlen.R1.q1.g1", "seqlen.R1_std.q1.g1", "seqlen.R1.qall.gall"} <= set(run.metrics)
+    rows = yaml.safe_load(Path(mlf.download_artifacts(run.run_id, "seqlen.yaml")).read_text())
+    assert {(r["probe"], r["gallery"]) for r in rows} == {(1, 1), (1, 0), (0, 1), (0, 0)}
+    assert all(len(r["draws"]) == 2 for r in rows)
+    df = load_runs(mlf, "seqlen")
+    assert seqlen_grids(df)[("fixture-video", "baseline")][(1, 1)] == run.metrics["seqlen.R1.q1.g1"]
+    short, caption = seqlen_caption(df, "fixture-video", "baseline")
+    assert short == "mean of 2 draws, 1 run" and "2 draws of L random frames" in caption
+    report = Report(name="seqlen", results=None, reference=("baseline", "default"), runs=df)
+    make_figures(mlf, report, in_tmp)
+    (title,) = [t for t, _ in report.figures if t.startswith("sequence lengths")]
+    assert "mean over 2 draws" in title
