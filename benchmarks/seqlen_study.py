@@ -65,6 +65,8 @@ def main() -> None:
     print(f"study, frames embedded once      {t_pooled:7.2f} s")
     print(f"study, every drawn clip embedded {t_clips:7.2f} s")
     print(f"largest rank-1 difference between the two: {diff:.2f} points")
+    if (0, 0) in pooled.mean:
+        print(f"rank-1 all x all frames: {pooled.mean[(0, 0)]:.1f}")
 
 
 if __name__ == "__main__":
