@@ -163,7 +163,7 @@ def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
     assert {"seqlen.R1.q1.g1", "seqlen.R1_std.q1.g1", "seqlen.R1.qall.gall"} <= set(run.metrics)
     rows = yaml.safe_load(Path(mlf.download_artifacts(run.run_id, "seqlen.yaml")).read_text())
     assert {(r["probe"], r["gallery"]) for r in rows} == {(1, 1), (1, 0), (0, 1), (0, 0)}
-    assert all(len(r["draws"]) == 2 for r in rows)
+    assert all(len(r["R1_draws"]) == 2 for r in rows)
     df = load_runs(mlf, "seqlen")
     assert seqlen_grids(df)[("fixture-video", "baseline")][(1, 1)] == run.metrics["seqlen.R1.q1.g1"]
     short, caption = seqlen_caption(df, "fixture-video", "baseline")

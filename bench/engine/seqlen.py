@@ -64,7 +64,6 @@ def drawn(counts: list[int], length: int, seed: int, draw: int) -> list[list[int
 class SeqLenStudy:
     """Rank-1 (%) of each draw by (probe length, gallery length); 0 = all frames."""
 
-    lengths: list[int]
     per_draw: list[dict[tuple[int, int], float]]
 
     @property
@@ -98,8 +97,14 @@ class SeqLenStudy:
         """One row per (probe, gallery) pair: mean, std and every draw's rank-1."""
         mean, std = self.mean, self.std
         return [
-            {"probe": q, "gallery": g, "R1": mean[(q, g)], "R1_std": std[(q, g)], "draws": d}
-            for (q, g), d in ((pair, self._values(pair).tolist()) for pair in mean)
+            {
+                "probe": q,
+                "gallery": g,
+                "R1": mean[q, g],
+                "R1_std": std[q, g],
+                "R1_draws": self._values((q, g)).tolist(),
+            }
+            for q, g in mean
         ]
 
 
@@ -139,7 +144,7 @@ def sequence_length_study(
                 for lg in ev.seq_lengths
             }
         )
-    return SeqLenStudy(list(ev.seq_lengths), per_draw)
+    return SeqLenStudy(per_draw)
 
 
 def frame_pooler(
