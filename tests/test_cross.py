@@ -234,3 +234,20 @@ def test_ilidsvid_to_prid2011_end_to_end(in_tmp, real_root):
     assert "4 queries of 4 test identities (over 2 splits)" in table  # PRID's: 2 per split
     status = run_cli("status", "cross.yaml", "--data-root", str(real_root))
     assert "ilids-vid→prid2011/split1/baseline/default/seed0" in status
+
+
+def test_cross_suite_pairs_each_ilidsvid_split_with_the_prid_split(monkeypatch, real_root):
+    """suites/cross.yaml (STAL's Table VI), with the fixture's short PRID sequences."""
+    from pathlib import Path
+
+    monkeypatch.setenv("BENCH_DATA_ROOT", str(real_root))
+    monkeypatch.setattr("bench.checks.check_datasets", lambda *args: None)  # P > fixture ids
+    path = Path(__file__).parent.parent / "suites" / "cross.yaml"
+    short = "datasets=[ilids-vid, {train: ilids-vid, test: {name: prid2011, min_frames: 3}}]"
+    cells = load_suite(path, [short]).cells()
+    own = {(c.split, c.method): c for c in cells if c.train_side is None}
+    cross = [c for c in cells if c.train_side is not None]
+    assert len(own) == len(cross) == 20  # 10 splits x baseline, stal
+    for cell in cross:
+        assert cell.shown_dataset == "ilids-vid→prid2011" and cell.train_side.split == cell.split
+        assert cell.train_hash == own[(cell.split, cell.method)].train_hash
