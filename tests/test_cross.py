@@ -60,6 +60,11 @@ def suite_file(tmp_path, datasets, **patch) -> str:
             "not a cross-dataset cell",
         ),
         (
+            {"train": "fixture-video", "test": {**FIX6, "splits": [3]}},
+            "datasets[0].test.splits",
+            "expected distinct split numbers in 0..0",
+        ),
+        (
             {"train": {**FIX6, "splits": [0]}, "test": "fixture-video"},
             "datasets[0].train.splits",
             "set splits under test",
@@ -176,6 +181,13 @@ def test_split_i_trains_on_the_source_split_i_and_aux_is_what_both_sides_give(tm
     assert (one.train_side.split, two.train_side.split) == (0, 0)
     assert one.train_side.aux == () and one.resolved()["train_aux"] == []
     assert one.train_hash == two.train_hash != plain.train_hash
+
+
+def test_batch_identities_are_checked_against_the_train_side(tmp_path, real_root):
+    entry = {"train": "ilids-vid", "test": PRID}  # 3 training persons in iLIDS-VID, 3 in PRID
+    path = suite_file(tmp_path, [entry], defaults={"data": {"p": 4}})
+    with pytest.raises(ConfigError, match="defaults.data.p: .*'ilids-vid' split 0 has 3 train"):
+        load_suite(path, data_root=str(real_root))
 
 
 def run_cli(*args: str) -> str:
