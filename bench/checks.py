@@ -13,8 +13,11 @@ Each failure is a ConfigError naming the file and the key path that set the valu
 
 from __future__ import annotations
 
+import json
+
+from bench.data.base import ReIDDataset
 from bench.errors import ConfigError
-from bench.suite import Cell, Suite, build_dataset, dataset_spec
+from bench.suite import Cell, CrossSpec, Suite, build_dataset, dataset_spec
 
 
 def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
@@ -34,37 +37,39 @@ def _held_out(ids: int, fraction: float) -> int:
 
 
 def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> None:
-    """``splits`` in range and distinct; P no larger than the training identities."""
+    """``splits`` in range and distinct; P no larger than the training identities (a
+    cross-dataset cell's: its training side's)."""
     for i, spec in enumerate(suite.spec.datasets):
-        name, options = dataset_spec(spec)
+        test_side = isinstance(spec, CrossSpec)
+        name, options = dataset_spec(spec.test if test_side else spec)
         dataset = build_dataset(name, options, data_root, suite.path)
         asked = dataset.options.splits
         if asked:
             n = dataset.num_splits()
             if any(not 0 <= s < n for s in asked) or len(set(asked)) != len(asked):
                 raise ConfigError(
-                    f"{suite.path}: datasets[{i}].splits",
+                    f"{suite.path}: datasets[{i}]{'.test' if test_side else ''}.splits",
                     f"expected distinct split numbers in 0..{n - 1} of '{name}' (got {asked})",
                 )
-        for cell in cells:
-            if (cell.dataset, cell.dataset_options) != (
-                name,
-                dataset.options.model_dump(mode="json"),
-            ):
-                continue
-            ids = dataset.train_identities(cell.split)
-            if ids is None:
-                continue
-            train = cell.sections.train
-            usable = ids - _held_out(ids, train.val_fraction)
-            p = cell.sections.data.p
-            if p > usable:
-                held = f" after holding out {ids - usable} for validation" if usable < ids else ""
-                raise ConfigError(
-                    f"{suite.path}: {key_path(suite, cell, 'data', 'p')}",
-                    f"expected at most {usable} identities per batch: '{name}' split "
-                    f"{cell.split} has {usable} training identities{held} (got p={p})",
-                )
+    sources: dict[str, ReIDDataset] = {}
+    for cell in cells:
+        name, options, split = cell.trained_on()
+        key = json.dumps([name, options], sort_keys=True)
+        if key not in sources:
+            sources[key] = build_dataset(name, options, data_root, suite.path)
+        ids = sources[key].train_identities(split)
+        if ids is None:
+            continue
+        train = cell.sections.train
+        usable = ids - _held_out(ids, train.val_fraction)
+        p = cell.sections.data.p
+        if p > usable:
+            held = f" after holding out {ids - usable} for validation" if usable < ids else ""
+            raise ConfigError(
+                f"{suite.path}: {key_path(suite, cell, 'data', 'p')}",
+                f"expected at most {usable} identities per batch: '{name}' split "
+                f"{split} has {usable} training identities{held} (got p={p})",
+            )
 
 
 def check_backbones(suite: Suite, cells: list[Cell]) -> None:

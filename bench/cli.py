@@ -286,7 +286,7 @@ def status(
     from bench.runner import show_status
     from bench.suite import load_suite
 
-    suite = load_suite(suite_file, overrides, override_files)
+    suite = load_suite(suite_file, overrides, override_files, data_root)
     show_status(suite, suite.cells(data_root), tracking_uri, claims_uri)
 
 

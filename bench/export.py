@@ -41,21 +41,23 @@ def make_figures(mlf, report: Report, out_dir: Path) -> None:
     figures = out_dir / "figures"
     for ds in dict.fromkeys(df["tags.dataset"]):
         curves = mean_cmc_curves(mlf, df, ds)
-        path = cmc_figure(curves, f"CMC on {ds}", figures / f"{slug}-{ds}-cmc.png")
+        path = cmc_figure(curves, f"CMC on {ds}", figures / f"{slug}-{slug_of(ds)}-cmc.png")
         report.figures.append((f"CMC on {ds}", path))
         gains = rerank_gains(df, ds)
         if gains:
-            path = rerank_figure(gains, f"re-ranking on {ds}", figures / f"{slug}-{ds}-rerank.png")
+            name = f"{slug}-{slug_of(ds)}-rerank.png"
+            path = rerank_figure(gains, f"re-ranking on {ds}", figures / name)
             report.figures.append((f"re-ranking gain on {ds}", path))
     for (ds, row), grid in seqlen_grids(df).items():
-        name = f"{slug}-{ds}-{row}-seqlen.png".replace(" ", "")
+        name = f"{slug}-{slug_of(ds)}-{row}-seqlen.png".replace(" ", "")
         short, caption = seqlen_caption(df, ds, row)
         path = heatmap_figure(grid, f"{row} on {ds}\n{short}", figures / name)
         report.figures.append((f"sequence lengths, {row} on {ds}: {caption}", path))
 
 
 def slug_of(name: str) -> str:
-    return name.replace("/", "-")
+    """A file-name part: no '/', and a cross-dataset 'a→b' as 'a-to-b'."""
+    return name.replace("/", "-").replace("→", "-to-")
 
 
 def _sections(report: Report) -> list[tuple[str, object]]:

@@ -98,7 +98,8 @@ def row_order(rows: list[Row]) -> list[Row]:
 
 
 def is_synthetic(dataset: str) -> bool:
-    return dataset.startswith("synthetic")
+    """Synthetic data (for a cross-dataset ``source→target``: the target, where it is measured)."""
+    return dataset.split("→")[-1].startswith("synthetic")
 
 
 # ---- per-query results and the differences to the reference -----------------------------
@@ -148,6 +149,7 @@ class DatasetFacts:
     queries: int | None = None
     identities: int | None = None
     aux: str = ""
+    sides: tuple[str, str] | None = None  # a cross-dataset entry's (train, test) datasets
 
 
 def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
@@ -161,6 +163,8 @@ def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
         )
         if "tags.aux" in runs:
             facts.aux = ", ".join(sorted(set(runs["tags.aux"].dropna())))
+        if runs.get("tags.train_dataset", pd.Series(dtype=object)).notna().any():
+            facts.sides = (runs["tags.train_dataset"].iloc[0], runs["tags.test_dataset"].iloc[0])
         scored = runs[runs["run_id"].isin(list(results))].drop_duplicates("split")
         if len(scored) == facts.splits:  # one run per split gives its query set
             columns = [results[r] for r in scored["run_id"]]
@@ -302,7 +306,13 @@ def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) ->
         )
         over = f" (over {f.splits} splits)" if f.splits > 1 else ""
         aux = f"; auxiliary inputs: {f.aux}" if f.aux else ""
-        lines.append(f"{ds}: protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}.")
+        cross = (
+            f"trained on the training split of {f.sides[0]}, tested on the test split of "
+            f"{f.sides[1]}; "
+            if f.sides
+            else ""
+        )
+        lines.append(f"{ds}: {cross}protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}.")
     return " ".join(lines)
 
 
@@ -342,7 +352,8 @@ def build_report(
     results = per_query_results(mlf, df)
     sets = runsets(df, results)
     diffs = differences(sets, ref, [m for m in DELTA_METRICS if f"metrics.{m}" in df])
-    real = any(not is_synthetic(d) for d in df["tags.dataset"].unique())
+    names = df.get("tags.dataset_name", df["tags.dataset"]).fillna(df["tags.dataset"])
+    real = any(not is_synthetic(d) for d in names.unique())
     table = build_table(df, diffs, ref, papers=real)
     table.caption = caption(dataset_facts(df, results), ref, with_diffs=True)
     if (ref[0], ref[1]) not in set(zip(df["tags.method"], df["tags.variant"], strict=True)):

@@ -20,7 +20,7 @@ from bench.tracking import client, tracking_uri
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
     rows = [
-        [i + 1, c.dataset, c.split, c.method, c.variant, c.seed, c.config_hash]
+        [i + 1, c.shown_dataset, c.split, c.method, c.variant, c.seed, c.config_hash]
         for i, c in enumerate(cells)
     ]
     click.echo(f"suite '{suite.name}' ({suite.path}): {len(cells)} cells")

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StrictInt,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
 from bench.errors import ConfigError
@@ -50,6 +59,38 @@ class DatasetSpec(BaseModel):
     label: str | None = None
 
 
+def _entry_kind(value: Any) -> str:
+    """Which model a dataset entry is: a name, a cross-dataset pair, or a dataset spec."""
+    if not isinstance(value, dict):
+        return "str"
+    return "CrossSpec" if "name" not in value and {"train", "test"} & set(value) else "DatasetSpec"
+
+
+#: One side of a cross-dataset entry: a dataset name or a dataset spec with options.
+DatasetSide = Annotated[
+    Annotated[str, Tag("str")] | Annotated[DatasetSpec, Tag("DatasetSpec")],
+    Discriminator(lambda value: "DatasetSpec" if isinstance(value, dict) else "str"),
+]
+
+
+class CrossSpec(BaseModel):
+    """A cross-dataset entry: train on ``train``'s training split, test on ``test``'s test
+    split (bench/cross.py); each side a dataset name or a spec with options."""
+
+    model_config = ConfigDict(extra="forbid")
+    train: DatasetSide
+    test: DatasetSide
+    label: str | None = None
+
+
+DatasetEntry = Annotated[
+    Annotated[str, Tag("str")]
+    | Annotated[DatasetSpec, Tag("DatasetSpec")]
+    | Annotated[CrossSpec, Tag("CrossSpec")],
+    Discriminator(_entry_kind),
+]
+
+
 class ReportSpec(BaseModel):
     """How the suite's report is made: the reference row of the Δ columns (METHOD/VARIANT)."""
 
@@ -63,7 +104,7 @@ class SuiteFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\s/\\][^/\\]*$")
     description: str = ""
-    datasets: list[str | DatasetSpec] = Field(min_length=1)
+    datasets: list[DatasetEntry] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
     method_config: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ablations: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
@@ -93,7 +134,7 @@ def raise_validation(where: str, exc: ValidationError, prefix: tuple = ()) -> No
     """Re-raise a pydantic error as a ConfigError naming the first bad key path."""
     errors = exc.errors()
     err = errors[0]
-    loc = [p for p in (*prefix, *err["loc"]) if p not in ("str", "DatasetSpec")]
+    loc = [p for p in (*prefix, *err["loc"]) if p not in ("str", "DatasetSpec", "CrossSpec")]
     got = f" (got {_shown(err['input'])})" if err["type"] != "missing" else ""
     msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
     more = f" [and {len(errors) - 1} more]" if len(errors) > 1 else ""
@@ -156,8 +197,23 @@ def split_override(override: dict) -> tuple[dict, dict]:
 
 
 @dataclass(frozen=True)
+class TrainSide:
+    """What a cross-dataset cell trains on: split ``split``'s training identities of the
+    dataset ``dataset`` (validated ``options``); ``aux``: the auxiliary inputs it trains with
+    when the test side provides fewer than this dataset does (None: all of this dataset's)."""
+
+    dataset: str
+    options: dict
+    split: int
+    aux: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One unit of work: a dataset split x a method variant x a seed, fully resolved."""
+    """One unit of work: a dataset split x a method variant x a seed, fully resolved.
+
+    ``dataset``, ``dataset_options`` and ``split`` are what the cell is tested on; a
+    cross-dataset cell trains on ``train_side`` instead of the same split's training set."""
 
     suite: str
     dataset: str
@@ -169,11 +225,25 @@ class Cell:
     method_config: MethodConfig
     sections: Defaults
     dataset_label: str = ""
+    train_side: TrainSide | None = None
 
     @property
     def shown_dataset(self) -> str:
         """The name results are reported under (the suite's label, else the dataset name)."""
-        return self.dataset_label or self.dataset
+        return self.dataset_label or self.dataset_name
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's registered name; ``train→test`` for a cross-dataset cell."""
+        side = self.train_side
+        return f"{side.dataset}→{self.dataset}" if side else self.dataset
+
+    def trained_on(self) -> tuple[str, dict, int]:
+        """(dataset, options, split) whose training identities the cell trains on."""
+        side = self.train_side
+        if side is None:
+            return self.dataset, self.dataset_options, self.split
+        return side.dataset, side.options, side.split
 
     @property
     def label(self) -> str:
@@ -185,6 +255,7 @@ class Cell:
         return {
             "dataset": {"name": self.dataset, **self.dataset_options},
             "split": self.split,
+            **train_side_config(self.train_side),
             "method": {
                 "name": self.method,
                 "variant": self.variant,
@@ -198,6 +269,7 @@ class Cell:
         """The resolved config without settings that cannot change the numbers."""
         cfg = self.resolved()
         cfg["dataset"].pop("root", None)
+        cfg.get("train_dataset", {}).pop("root", None)
         cfg.pop("runtime", None)
         for section, key in NON_RESULT_KEYS:
             cfg[section].pop(key, None)
@@ -211,12 +283,31 @@ class Cell:
     @property
     def train_hash(self) -> str:
         """Identifies the trained weights: the config without the ``eval`` section and the
-        method's test-time fields, so that cells differing only there share one training."""
-        cfg = self._result_config()
+        method's test-time fields, so that cells differing only there share one training (a
+        cross-dataset cell's: its training side's, as its source's own cell has it)."""
+        cfg = as_trained(self._result_config())
         cfg.pop("eval")
         for key in self.method_config.test_time_fields() | {"variant"}:
             cfg["method"].pop(key)
         return _digest(cfg)
+
+
+def train_side_config(side: TrainSide | None) -> dict[str, Any]:
+    """The resolved-config keys of a cross-dataset cell's training side (none for others)."""
+    if side is None:
+        return {}
+    aux = {} if side.aux is None else {"train_aux": list(side.aux)}
+    dataset = {"name": side.dataset, **side.options}
+    return {"train_dataset": dataset, "train_split": side.split, **aux}
+
+
+def as_trained(cfg: dict) -> dict:
+    """A cross-dataset cell's result config with its training side as the dataset and split:
+    the training then hashes as its source dataset's own cell does."""
+    if "train_dataset" in cfg:
+        cfg["dataset"], cfg["split"] = cfg.pop("train_dataset"), cfg.pop("train_split")
+    cfg["dataset"].pop("splits", None)  # which splits a suite runs cannot change one's training
+    return cfg
 
 
 def _digest(cfg: dict) -> str:
@@ -269,34 +360,37 @@ class Suite:
 
     def cells(self, data_root: str | None = None) -> list[Cell]:
         """The grid, in order: dataset x split x method x variant x seed."""
+        from bench.cross import entry_splits  # here: bench.cross imports this module
+
         out = []
-        for spec in self.spec.datasets:
-            name, opts = dataset_spec(spec)
-            label = spec.label if isinstance(spec, DatasetSpec) else None
-            dataset = build_dataset(name, opts, data_root, self.path)
-            for split in dataset.split_indices():
+        for i, spec in enumerate(self.spec.datasets):
+            for data in entry_splits(spec, data_root, f"{self.path}: datasets[{i}]"):
                 for method in self.spec.methods:
                     for variant, override, key in self.variants(method):
                         config, sections = self.cell_config(method, override, key)
                         out += [
                             Cell(
                                 self.name,
-                                name,
-                                dataset.options.model_dump(mode="json"),
-                                split,
+                                data.dataset,
+                                data.options,
+                                data.split,
                                 method,
                                 variant,
                                 seed,
                                 config,
                                 sections,
-                                label or "",
+                                data.label,
+                                data.train_side,
                             )
                             for seed in self.spec.seeds
                         ]
         return out
 
 
-def dataset_spec(spec: str | DatasetSpec) -> tuple[str, dict]:
+def dataset_spec(spec: str | DatasetSpec | CrossSpec) -> tuple[str, dict]:
+    """(name, options) of an entry; a cross-dataset entry's training side (what tuning uses)."""
+    if isinstance(spec, CrossSpec):
+        spec = spec.train
     if isinstance(spec, str):
         return spec, {}
     return spec.name, {k: v for k, v in spec.model_dump().items() if k not in ("name", "label")}
@@ -351,15 +445,19 @@ def check_names(suite: Suite) -> None:
                 f"{where}: methods[{i}]",
                 f"unknown method '{method}'; known: {', '.join(METHODS.names())}",
             )
+    from bench.cross import check_cross, shown_name  # here: bench.cross imports this module
+
     shown = []
     for i, ds in enumerate(spec.datasets):
+        if isinstance(ds, CrossSpec):
+            check_cross(ds, where, i)
         name = dataset_spec(ds)[0]
         if name not in DATASETS:
             raise ConfigError(
                 f"{where}: datasets[{i}]",
                 f"unknown dataset '{name}'; known: {', '.join(DATASETS.names())}",
             )
-        shown.append(getattr(ds, "label", None) or name)
+        shown.append(shown_name(ds))
         if shown[-1] in shown[:-1]:
             raise ConfigError(
                 f"{where}: datasets[{i}]",

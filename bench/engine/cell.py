@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import yaml
 
+from bench.cross import cross_tags, load_cell_data
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
@@ -35,7 +36,7 @@ from bench.method import Method
 from bench.per_query import PER_QUERY, write_per_query
 from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
-from bench.suite import Cell, build_dataset
+from bench.suite import Cell
 from bench.tracking import environment_tags, flatten, runs_with_hash
 
 log = logging.getLogger("bench")
@@ -80,7 +81,7 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
     tags = {
         "suite": cell.suite,
         "dataset": cell.shown_dataset,
-        "dataset_name": cell.dataset,
+        "dataset_name": cell.dataset_name,
         "split": str(cell.split),
         "method": cell.method,
         "variant": cell.variant,
@@ -89,6 +90,7 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
         "train_hash": cell.train_hash,
         "aux": str(cell.dataset_options.get("aux", "estimated")),
         "mlflow.runName": cell.label,
+        **cross_tags(cell),
         **environment_tags(),
         **opts.extra_tags,
     }
@@ -160,14 +162,12 @@ def _open_run(
 
 def prepare_split(cell: Cell, opts: RunOptions) -> tuple[Split, frozenset[str]]:
     """Load (or generate) the data of a cell; carve a validation split when asked to."""
-    dataset = build_dataset(cell.dataset, cell.dataset_options, opts.data_root)
-    dataset.prepare()
-    split = dataset.load_split(cell.split)
+    split, available = load_cell_data(cell, opts.data_root)
     if cell.sections.train.val_fraction > 0:
         split = carve_validation(split, cell.sections.train.val_fraction, cell.seed)
     if not split.train or not split.query or not split.gallery:
         raise BenchError(f"{cell.label}: the split has an empty train, query or gallery set")
-    return split, dataset.available_aux()
+    return split, available
 
 
 def build_method(cell: Cell, split: Split, available: frozenset[str]):
