@@ -75,6 +75,18 @@ def test_gpu_check_without_cuda_reports_and_exits_0():
     assert "no CUDA device" in out.stdout
 
 
+@pytest.mark.slow
+def test_precision_benchmark_prints_both_columns():
+    args = ["--methods", "baseline", "--backbone", "resnet10t", "--size", "32x16", "--batch", "4"]
+    args += ["--seq-len", "2", "--steps", "1", "--warmup", "0"]
+    script = [sys.executable, "benchmarks/precision.py", *args]
+    out = subprocess.run(script, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| baseline"))
+    fp32, bf16, speedup = (float(v) for v in row.strip("|").split("|")[1:])
+    assert fp32 > 0 and bf16 > 0 and speedup == pytest.approx(fp32 / bf16, rel=0.1)
+
+
 def compile_problem() -> str | None:
     if not torch._dynamo.is_dynamo_supported():
         return "torch.compile is not supported on this Python/platform"
