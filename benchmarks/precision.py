@@ -38,7 +38,7 @@ def step_times(trainer: Trainer, batch: dict, warmup: int, steps: int) -> list[f
         if cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        trainer.step(batch)
+        trainer.step(batch, 0, i)
         if cuda:
             torch.cuda.synchronize()
         if i >= warmup:

@@ -68,10 +68,13 @@ def place(method: nn.Module, placement: Placement) -> nn.Module:
     """Move ``method`` to the device (channels-last weights if asked) and attach ``placement``.
 
     Channels-last frames: every :class:`bench.models.backbone.Backbone` turns the
-    (B*T, C, H, W) frames it sees into channels-last memory.
+    (B*T, C, H, W) frames it sees into channels-last memory. Convs whose kernel taps see only
+    padding run in float32 under CPU autocast (:mod:`bench.engine.padding_taps`).
     """
+    from bench.engine.padding_taps import guard_padded_convs
     from bench.models.backbone import Backbone
 
+    guard_padded_convs(method)  # oneDNN's bf16 conv backward: see bench.engine.padding_taps
     method.to(placement.device)
     if placement.channels_last:
         method.to(memory_format=torch.channels_last)
