@@ -1,10 +1,11 @@
 """Suite files: load, override, validate, and expand into a grid of cells.
 
-A suite names datasets, methods, per-method base overrides (``method_config``), named ablation
-variants and seeds, plus ``defaults`` for the model, data, train and eval sections. An override
-(of a method or a variant) holds method config fields and optional section patches
-(``model``/``data``/``train``/``eval``). Every error names the file, the key path and what was
-expected.
+A suite names datasets (each a name, a spec with options, or a cross-dataset pair
+``{train: A, test: B}``, bench/cross.py), methods, per-method base overrides
+(``method_config``), named ablation variants and seeds, plus ``defaults`` for the model, data,
+train and eval sections. An override (of a method or a variant) holds method config fields and
+optional section patches (``model``/``data``/``train``/``eval``). Every error names the file,
+the key path and what was expected.
 """
 
 from __future__ import annotations
