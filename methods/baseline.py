@@ -30,6 +30,7 @@ def triplet_term(cfg: BaselineConfig, feat: torch.Tensor, pids: torch.Tensor) ->
 @register_method("baseline")
 class Baseline(Method):
     Config = BaselineConfig
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(
         self, config: BaselineConfig, model: ModelConfig, data: DataConfig, num_classes: int

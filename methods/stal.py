@@ -153,6 +153,7 @@ class STAL(Method):
     """STAL over any timm CNN; see the module docstring."""
 
     Config = STALConfig
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(self, config: STALConfig, model: ModelConfig, data: DataConfig, num_classes: int):
         super().__init__(config, model, data, num_classes)
