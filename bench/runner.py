@@ -142,7 +142,7 @@ def describe_plugins() -> str:
     lines = ["methods:"]
     for name in METHODS.names():
         cls = METHODS.get(name)
-        lines.append(f"  {name}  ({cls.__module__})")
+        lines.append(f"  {name}  ({cls.__module__}, version {cls.version})")
         for field, info in cls.Config.model_fields.items():
             desc = f"  # {info.description}" if info.description else ""
             lines.append(f"      {field}: {info.default!r}{desc}")

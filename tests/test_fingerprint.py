@@ -182,3 +182,43 @@ def test_the_cell_hashes_carry_the_code(tmp_path, monkeypatch):
     assert cell.config_key == before[0]  # the config alone
     assert cell.config_hash != before[1] and cell.train_hash != before[2]
     assert cell.resolved()["code"]["fingerprint"] == "0" * 16
+
+
+def test_other_code_neither_skips_a_finished_cell_nor_reuses_its_weights(in_tmp, monkeypatch):
+    import yaml
+
+    from bench.engine import stale
+    from bench.engine.cell import RunOptions, run_cell
+    from bench.engine.trainer import Trainer
+    from bench.suite import load_suite
+    from bench.tracking import client, experiment_id
+    from tests.test_engine import SUITE
+
+    spec = {**SUITE, "ablations": {"baseline": [{"name": "long-clips", "eval": {"clip_len": 4}}]}}
+    spec["defaults"] = {**SUITE["defaults"], "train": {"epochs": 1, "max_steps_per_epoch": 1}}
+    (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
+    default, long_clips = load_suite(in_tmp / "s.yaml").cells()
+    mlf = client()
+    exp = experiment_id(mlf, "engine")
+    first = run_cell(mlf, exp, default, RunOptions())
+    old_hash = default.config_hash
+
+    other = {**default.code, "fingerprint": "f" * 16}  # the code changed
+    monkeypatch.setattr("bench.suite.code_fingerprint", lambda method, dataset: other)
+    assert default.config_hash != old_hash
+    assert stale.count_stale(mlf, exp, [default, long_clips]) == 1
+    reused = run_cell(mlf, exp, default, RunOptions(reuse_stale=True))
+    assert (reused.status, reused.run_id) == ("reused", first.run_id)
+    assert reused.metrics["mAP"] == first.metrics["mAP"] and first.run_id[:8] in reused.note
+    assert mlf.get_run(first.run_id).data.tags["reused_stale.by_code"] == "f" * 16
+
+    fits = []
+    monkeypatch.setattr(Trainer, "fit", lambda self, hook=None: fits.append(1))
+    shared = run_cell(mlf, exp, long_clips, RunOptions())  # same train config, other code
+    assert fits == [1] and "weights_from" not in mlf.get_run(shared.run_id).data.tags
+    again = run_cell(mlf, exp, default, RunOptions())  # runs again, on the new code's weights
+    assert again.status == "finished" and again.run_id != first.run_id and fits == [1]
+    assert stale.count_stale(mlf, exp, [default, long_clips]) == 0
+    tags = mlf.get_run(again.run_id).data.tags
+    assert tags["weights_from"] == shared.run_id
+    assert (tags["code_fingerprint"], tags["config_key"]) == ("f" * 16, default.config_key)
