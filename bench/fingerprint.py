@@ -25,8 +25,10 @@ dropped, so a comment, a docstring or a reformat changes nothing while any code 
 Modules are taken in sorted order under names relative to their package root, so the
 fingerprint does not depend on where the checkout lives; it does depend on the Python version
 (``ast.dump`` may change between versions). Third-party libraries (torch, timm, ...) are not
-fingerprinted: their versions are in every run's tags. Each fingerprint is computed once per
-process.
+fingerprinted: their versions are in every run's tags; nor is what a plugin imports from outside
+its own package (its ``version`` covers that). Each fingerprint is computed once per process,
+from each module's analysis, cached on disk by the module's content (:func:`cache_file`):
+0.02 s warm, 0.7 s cold on a loaded 2-core machine (``benchmarks/fingerprint.py``).
 """
 
 from __future__ import annotations
