@@ -80,7 +80,7 @@ def _spawn_ranks(n: int, suite_name: str, params: dict) -> int:
     args += [a for o in params["overrides"] for a in ("-o", o)]
     args += [a for o in params["override_files"] for a in ("-O", o)]
     args += [a for m in params["only"] for a in ("-m", m)]
-    for flag in ("force", "no_report"):
+    for flag in ("force", "reuse_stale", "no_report"):
         args += [f"--{flag.replace('_', '-')}"] if params[flag] else []
     for key in ("data_root", "device", "claims_uri"):
         args += [f"--{key.replace('_', '-')}", params[key]] if params[key] else []
@@ -202,6 +202,12 @@ def cli(verbose: bool) -> None:
 @_tracking_option
 @click.option("--dry-run", is_flag=True, help="Print the grid of cells and stop.")
 @click.option("--force", is_flag=True, help="Rerun cells that already finished.")
+@click.option(
+    "--reuse-stale",
+    is_flag=True,
+    help="Reuse a cell's finished run made by other code (its config matches, its code "
+    "fingerprint does not) instead of running the cell again; tagged reused_stale.",
+)
 @click.option("--no-report", is_flag=True, help="Do not print the table at the end.")
 @click.option(
     "-m", "--method", "only", multiple=True, help="Run only these of the suite's methods."
@@ -225,6 +231,7 @@ def run(
     tracking_uri,
     dry_run,
     force,
+    reuse_stale,
     no_report,
     only,
     device,
@@ -271,7 +278,17 @@ def run(
         raise click.BadParameter("--ddp trains one cell at a time: not with --jobs", "--ddp")
     if ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(ddp, suite.name, click.get_current_context().params))
-    run_suite(suite, cells, tracking_uri, Path(workdir), data_root, force, not no_report, launch)
+    run_suite(
+        suite,
+        cells,
+        tracking_uri,
+        Path(workdir),
+        data_root,
+        force,
+        not no_report,
+        launch,
+        reuse_stale,
+    )
 
 
 @cli.command()

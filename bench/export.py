@@ -31,6 +31,7 @@ RUN_COLUMNS = {
     "tags.seed": "seed",
     "tags.protocol": "protocol",
     "tags.config_hash": "config_hash",
+    "tags.code_fingerprint": "code_fingerprint",
 }
 
 

@@ -40,6 +40,9 @@ class Method(nn.Module):
 
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: bump when the method's results change for a reason its code does not show (its code is
+    #: fingerprinted already, see bench.fingerprint): cells of the old version then run again
+    version: ClassVar[str] = "1"
     #: set when ``embed`` accepts only clips of one length (e.g. RGTR's per-frame relations)
     fixed_clip_len: int | None = None
     #: True when ``embed`` of a clip equals ``aggregate(..., norm=False)`` of the embeddings of

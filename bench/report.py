@@ -30,18 +30,27 @@ def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.D
     df = _search(mlf, suite, dataset, "FINISHED")
     if df.empty:
         return df
-    # the newest run of a config hash counts (a --force rerun replaces the old one)
-    return df.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
+    # the newest run of a config counts (a --force rerun, or one by newer code, replaces it)
+    df = df.sort_values("start_time")
+    return df[~config_keys(df).duplicated(keep="last")]
+
+
+def config_keys(df: pd.DataFrame) -> pd.Series:
+    """Each run's config without the code (``config_key``; a run made before code fingerprints
+    has only ``config_hash``, which was that)."""
+    keys = df["tags.config_hash"]
+    return df["tags.config_key"].fillna(keys) if "tags.config_key" in df else keys
 
 
 def load_failed(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
-    """FAILED cell runs whose config hash has no finished run (the newest per hash)."""
+    """FAILED cell runs whose config has no finished run (the newest per config)."""
     failed = _search(mlf, suite, dataset, "FAILED")
     if failed.empty:
         return failed
-    done = set(_search(mlf, suite, dataset, "FINISHED").get("tags.config_hash", []))
-    failed = failed[~failed["tags.config_hash"].isin(done)]
-    return failed.sort_values("start_time").drop_duplicates("tags.config_hash", keep="last")
+    finished = _search(mlf, suite, dataset, "FINISHED")
+    done = set(config_keys(finished)) if not finished.empty else set()
+    failed = failed[~config_keys(failed).isin(done)].sort_values("start_time")
+    return failed[~config_keys(failed).duplicated(keep="last")]
 
 
 def _search(mlf, suite: str | None, dataset: str | None, status: str) -> pd.DataFrame:

@@ -40,12 +40,15 @@ def run_suite(
     force: bool,
     report: bool = True,
     launch: Launch | None = None,
+    reuse_stale: bool = False,
 ) -> None:
     """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
     resume, each cell runs once however many workers run the grid; a failed cell does not
-    stop the others, and the command fails at the end naming the failed cells. Under DDP
-    every rank runs the grid in this process and rank 0 alone opens the MLflow store."""
-    from bench.engine import executors, store
+    stop the others, and the command fails at the end naming the failed cells. Cells with a
+    finished run made by other code are counted in one line (and reused with ``reuse_stale``,
+    see bench.engine.stale). Under DDP every rank runs the grid in this process and rank 0
+    alone opens the MLflow store."""
+    from bench.engine import executors, stale, store
 
     launch = launch or Launch()
     if launch.executor == "slurm":
@@ -57,12 +60,16 @@ def run_suite(
         workdir=workdir.resolve(),
         data_root=data_root,
         force=force,
+        reuse_stale=reuse_stale,
         claims_uri=launch.claims_uri,
         lease_s=launch.lease_s,
     )
     reference = suite.spec.report.reference
     if reference:
         opts.extra_tags["report_reference"] = reference
+    stale_cells = stale.count_stale(client(uri), exp_id, cells) if lead and not force else 0
+    if stale_cells:
+        click.echo(stale.announce(stale_cells, len(cells), reuse_stale))
     outcomes = executors.execute(cells, executors.Context(uri, exp_id, opts), launch)
     failed = [o for o in outcomes if o.status == "failed"]
     if report and lead and len(failed) < len(outcomes):
@@ -135,7 +142,7 @@ def describe_plugins() -> str:
     lines = ["methods:"]
     for name in METHODS.names():
         cls = METHODS.get(name)
-        lines.append(f"  {name}  ({cls.__module__})")
+        lines.append(f"  {name}  ({cls.__module__}, version {cls.version})")
         for field, info in cls.Config.model_fields.items():
             desc = f"  # {info.description}" if info.description else ""
             lines.append(f"      {field}: {info.default!r}{desc}")

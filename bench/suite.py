@@ -30,6 +30,7 @@ from pydantic import (
 
 from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
 from bench.errors import ConfigError
+from bench.fingerprint import code_fingerprint
 from bench.registry import DATASETS, METHODS, known_method, method_config
 from bench.strict_yaml import parse_yaml, read_yaml_file
 
@@ -264,7 +265,13 @@ class Cell:
             },
             **self.sections.model_dump(mode="json"),
             "seed": self.seed,
+            "code": self.code,
         }
+
+    @property
+    def code(self) -> dict[str, str]:
+        """The version of the code that computes this cell (:mod:`bench.fingerprint`)."""
+        return dict(code_fingerprint(self.method, self.dataset))
 
     def _result_config(self) -> dict[str, Any]:
         """The resolved config without settings that cannot change the numbers."""
@@ -272,14 +279,21 @@ class Cell:
         cfg["dataset"].pop("root", None)
         cfg.get("train_dataset", {}).pop("root", None)
         cfg.pop("runtime", None)
+        cfg.pop("code")
         for section, key in NON_RESULT_KEYS:
             cfg[section].pop(key, None)
         return cfg
 
     @property
-    def config_hash(self) -> str:
-        """Identifies the cell's result (a finished cell with this hash is not run again)."""
+    def config_key(self) -> str:
+        """Identifies the cell's config alone: runs of one config by other code share it."""
         return _digest(self._result_config())
+
+    @property
+    def config_hash(self) -> str:
+        """Identifies the cell's result, its config and code (a finished cell with this hash is
+        not run again)."""
+        return _digest({"config": self.config_key, "code": self.code["fingerprint"]})
 
     @property
     def train_hash(self) -> str:
@@ -290,7 +304,7 @@ class Cell:
         cfg.pop("eval")
         for key in self.method_config.test_time_fields() | {"variant"}:
             cfg["method"].pop(key)
-        return _digest(cfg)
+        return _digest({**cfg, "code": self.code["fingerprint"]})
 
 
 def train_side_config(side: TrainSide | None) -> dict[str, Any]:

@@ -31,6 +31,7 @@ def triplet_term(cfg: BaselineConfig, feat: torch.Tensor, pids: torch.Tensor) ->
 class Baseline(Method):
     Config = BaselineConfig
     frame_separable = True  # frame-wise CNN, affine head after a temporal mean
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(
         self, config: BaselineConfig, model: ModelConfig, data: DataConfig, num_classes: int

@@ -283,6 +283,7 @@ def default_stages(seq_len: int) -> list[int]:
 @register_method("iaunet")
 class IAUnet(Method):
     Config = IAUnetConfig
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(
         self, config: IAUnetConfig, model: ModelConfig, data: DataConfig, num_classes: int

@@ -107,6 +107,7 @@ class RGTR(torch.nn.Module):
 @register_method("rgsa-rgtr")
 class RGSARGTR(Method):
     Config = RGSARGTRConfig
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(
         self, config: RGSARGTRConfig, model: ModelConfig, data: DataConfig, num_classes: int

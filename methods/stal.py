@@ -154,6 +154,7 @@ class STAL(Method):
 
     Config = STALConfig
     frame_separable = True  # frame-wise CNN, RAN, STAN and part nets; eq. 9 pools frames
+    version = "1"  # bump when results change for a reason the code does not show
 
     def __init__(self, config: STALConfig, model: ModelConfig, data: DataConfig, num_classes: int):
         super().__init__(config, model, data, num_classes)

@@ -1,6 +1,8 @@
 """Run one cell: data -> method -> training -> evaluation -> an MLflow run.
 
-A cell whose config hash already has a FINISHED run is skipped (unless forced). Before it
+A cell whose config hash (its config and code) already has a FINISHED run is skipped (unless
+forced); with ``reuse_stale``, so is one whose config has a FINISHED run by other code
+(bench.engine.stale). Before it
 trains, a worker claims the cell (bench.engine.claims); a cell claimed by a live worker is left
 to it ("busy"). Taking over an interrupted or dead worker's claim resumes its MLflow run from its
 last checkpoint; orphan RUNNING runs of the cell are closed as KILLED.
@@ -26,7 +28,7 @@ from bench.cross import cross_tags, load_cell_data
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
-from bench.engine import claims, distributed, killpoints, once
+from bench.engine import claims, distributed, killpoints, once, stale
 from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
 from bench.engine.evaluator import score
 from bench.engine.seqlen import SeqLenStudy, sequence_length_study
@@ -53,6 +55,7 @@ class RunOptions:
     workdir: Path = Path(".bench")
     data_root: str | None = None
     force: bool = False
+    reuse_stale: bool = False  # reuse a finished run of the config made by other code
     log_model: bool = True
     parent_run_id: str | None = None
     extra_tags: dict[str, str] = field(default_factory=dict)
@@ -66,9 +69,10 @@ class RunOptions:
 class CellResult:
     cell: Cell
     run_id: str
-    status: str  # "finished", "resumed", "skipped"; not claimed: "busy", "failed"
+    status: str  # "finished", "resumed", "skipped", "reused"; not claimed: "busy", "failed"
     metrics: dict[str, float]
     error: str = ""
+    note: str = ""  # what a reused stale run was
 
 
 def seed_everything(seed: int) -> None:
@@ -87,6 +91,8 @@ def _tags(cell: Cell, opts: RunOptions, notes: list[str]) -> dict[str, str]:
         "variant": cell.variant,
         "seed": str(cell.seed),
         "config_hash": cell.config_hash,
+        "config_key": cell.config_key,
+        "code_fingerprint": cell.code["fingerprint"],
         "train_hash": cell.train_hash,
         "aux": str(cell.dataset_options.get("aux", "estimated")),
         "mlflow.runName": cell.label,
@@ -143,10 +149,17 @@ def placement_tags(where: Placement) -> dict[str, str]:
     }
 
 
-def _skip_decision(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> tuple[str, dict] | None:
-    """(run id, metrics) of this cell's finished run, if any and not forced (rank 0 asks)."""
+def _skip_decision(mlf, exp_id: str, cell: Cell, opts: RunOptions) -> CellResult | None:
+    """This cell's finished run if any and not forced, else with ``reuse_stale`` a finished run
+    of its config made by other code (bench.engine.stale); rank 0 asks."""
     done = None if opts.force else finished_run(mlf, exp_id, cell)
-    return None if done is None else (done.info.run_id, dict(done.data.metrics))
+    if done is not None:
+        return CellResult(cell, done.info.run_id, "skipped", dict(done.data.metrics))
+    reused = stale.reuse(mlf, exp_id, cell) if opts.reuse_stale and not opts.force else None
+    if reused is None:
+        return None
+    run_id, metrics, note = reused
+    return CellResult(cell, run_id, "reused", metrics, note=note)
 
 
 def _open_run(
@@ -246,7 +259,7 @@ def run_cell(
     distributed.init_from_env(where.device)
     done = distributed.on_rank0(lambda: _skip_decision(mlf, exp_id, cell, opts))
     if done is not None:
-        return CellResult(cell, done[0], "skipped", done[1])
+        return done
     claim = _claim(mlf, exp_id, cell, opts) if distributed.is_rank0() else None
     won, state, claimed_run, error, ckpt = distributed.on_rank0(lambda: _claim_view(claim))
     if not won:

@@ -1,10 +1,11 @@
-"""What ``bench status`` shows: each cell's state, from MLflow's finished runs and the claims."""
+"""What ``bench status`` shows: each cell's state, from MLflow's finished runs and the claims
+(``stale``: the cell's config has a finished run, made by other code; bench.engine.stale)."""
 
 from __future__ import annotations
 
 import time
 
-from bench.engine import claims
+from bench.engine import claims, stale
 from bench.suite import Cell
 from bench.tracking import runs_with_hash
 
@@ -25,6 +26,15 @@ def describe(row: dict | None, now: float) -> tuple[str, str]:
     return "pending", "finished run deleted"
 
 
+def stale_state(mlf, exp_id: str, cell: Cell) -> tuple[str, str] | None:
+    """("stale", which run) of a pending cell with a finished run made by other code."""
+    runs = stale.stale_runs(mlf, exp_id, cell)
+    if not runs:
+        return None
+    code = stale.code_of(runs[0])
+    return "stale", f"run {runs[0].info.run_id} by code {code}; reused only with --reuse-stale"
+
+
 def cell_states(mlf, exp_id: str, cells: list[Cell], uri: str, claims_uri: str | None):
     """One row per cell: #, label, config hash, state, where / error."""
     rows = claims.store(claims.claims_uri(uri, claims_uri)).rows(exp_id)
@@ -35,5 +45,7 @@ def cell_states(mlf, exp_id: str, cells: list[Cell], uri: str, claims_uri: str |
             state, detail = "finished", f"run {finished[0].info.run_id}"
         else:
             state, detail = describe(rows.get(cell.config_hash), now)
+        if state == "pending":
+            state, detail = stale_state(mlf, exp_id, cell) or (state, detail)
         out.append([i + 1, cell.label, cell.config_hash, state, detail])
     return out

@@ -36,7 +36,7 @@ class Context:
 class Outcome:
     label: str
     config_hash: str
-    status: str  # finished, resumed, skipped, failed
+    status: str  # finished, resumed, skipped, reused, failed
     run_id: str = ""
     summary: str = ""
     error: str = ""
@@ -47,6 +47,8 @@ class Outcome:
         summary = f"R1 {m['R1']:.1f}" if "R1" in m else ""
         if "mAP" in m:
             summary += f"  mAP {m['mAP']:.1f}"
+        if result.note:
+            summary += f"  {result.note}"
         status, run_id = result.status, result.run_id
         return cls(cell.label, cell.config_hash, status, run_id, summary, result.error)
 
