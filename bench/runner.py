@@ -46,6 +46,7 @@ def run_suite(
     stop the others, and the command fails at the end naming the failed cells. Under DDP
     every rank runs the grid in this process and rank 0 alone opens the MLflow store."""
     from bench.engine import executors, store
+    from bench.engine.pretrain import warm_start_stage
 
     launch = launch or Launch()
     if launch.executor == "slurm":
@@ -53,6 +54,8 @@ def run_suite(
     lead = distributed.is_rank0()
     # the other ranks follow rank 0's decisions inside run_cell and never touch the store
     uri, exp_id = store.prepare(uri, suite.name, launch.claims_uri) if lead else (uri, "")
+    if lead:  # the suite's pretrain: stage, once, before any cell (other ranks wait in run_cell)
+        warm_start_stage(suite, cells, client(uri), exp_id, workdir.resolve(), data_root)
     opts = RunOptions(
         workdir=workdir.resolve(),
         data_root=data_root,
@@ -70,6 +73,22 @@ def run_suite(
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+
+
+def run_pretrain(suite: Suite, uri: str | None, workdir: Path, data_root, force: bool) -> None:
+    """``bench pretrain``: train (or find) the suite's warm start and say where it is."""
+    from bench.engine import store
+    from bench.engine.pretrain import ensure_weights
+    from bench.warmstart import pretrain_spec
+
+    spec = pretrain_spec(suite, data_root)
+    if spec is None:
+        raise BenchError(
+            f"{suite.path}: no pretrain: section (add one, or -o 'pretrain={{}}' for the defaults)"
+        )
+    uri, exp_id = store.prepare(uri, suite.name, None)
+    path = ensure_weights(spec, client(uri), exp_id, workdir.resolve(), data_root, force)
+    click.echo(f"{spec.label}: {path}  (the cells use model.weights: {spec.ref})")
 
 
 def show_status(suite: Suite, cells: list[Cell], uri: str | None, claims_uri: str | None) -> None:

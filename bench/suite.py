@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
+from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig, PretrainConfig
 from bench.errors import ConfigError
 from bench.registry import DATASETS, METHODS, known_method, method_config
 from bench.strict_yaml import parse_yaml, read_yaml_file
@@ -34,6 +34,7 @@ ROOT_KEYS = (
     "defaults",
     "report",
     "launcher",
+    "pretrain",
 )
 
 
@@ -71,6 +72,7 @@ class SuiteFile(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     report: ReportSpec = Field(default_factory=ReportSpec)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    pretrain: PretrainConfig | None = None
 
     @field_validator("methods", "seeds")
     @classmethod
@@ -269,7 +271,9 @@ class Suite:
 
     def cells(self, data_root: str | None = None) -> list[Cell]:
         """The grid, in order: dataset x split x method x variant x seed."""
-        out = []
+        from bench.warmstart import pretrain_spec
+
+        out, warm = [], pretrain_spec(self, data_root)
         for spec in self.spec.datasets:
             name, opts = dataset_spec(spec)
             label = spec.label if isinstance(spec, DatasetSpec) else None
@@ -278,6 +282,7 @@ class Suite:
                 for method in self.spec.methods:
                     for variant, override, key in self.variants(method):
                         config, sections = self.cell_config(method, override, key)
+                        sections = warm.warm_started(sections) if warm else sections
                         out += [
                             Cell(
                                 self.name,
