@@ -175,7 +175,7 @@ class PretrainConfig(Section):
     backbone, not the papers' ImageNet weights. ``defaults.model`` is trained once on the frames
     of the *training* identities of one of the suite's datasets; the cells then start from it
     through ``model.weights``. ``data`` / ``train`` patch the suite's ``defaults.data`` /
-    ``defaults.train`` (after the stage's own training defaults: 6 epochs, lr 1e-3, no decay)."""
+    ``defaults.train`` (after the stage's own training defaults: 8 epochs, lr 1e-3, no decay)."""
 
     dataset: str | None = Field(
         None, description="label or name of one of the suite's datasets (default: its first)"

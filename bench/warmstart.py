@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 REF = "pretrain:"
 WEIGHTS = "backbone.pt"
 #: The stage's training defaults, between the suite's ``defaults.train`` and ``pretrain.train``.
-STAGE_TRAIN = {"epochs": 6, "lr": 1e-3, "scheduler": "none", "warmup_epochs": 0}
+STAGE_TRAIN = {"epochs": 8, "lr": 1e-3, "scheduler": "none", "warmup_epochs": 0}
 #: Never changed by a patch: the stage trains on every training identity.
 FIXED_TRAIN = {"val_fraction": 0.0}
 

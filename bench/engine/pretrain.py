@@ -208,7 +208,8 @@ def train_backbone(
     Trainer(net, loader, spec.train, folder / "checkpoint.pt").fit(
         lambda epoch, logs: log_metrics(mlf, run_id, logs, step=epoch)
     )
-    log_metrics(mlf, run_id, {"time.train_s": time.perf_counter() - start})
+    steps = min(len(loader), spec.train.max_steps_per_epoch or len(loader))
+    log_metrics(mlf, run_id, {"time.train_s": time.perf_counter() - start, "steps": steps})
     killpoints.reached("pretrain_trained")
     with atomic_path(folder / WEIGHTS) as tmp:
         torch.save(net.backbone.timm_state_dict(), tmp)
