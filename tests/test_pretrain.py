@@ -186,32 +186,43 @@ def test_the_stage_trains_once_on_training_ids_and_the_cells_start_from_it(in_tm
     assert trained == [1]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "point, seeds, jobs", [("epoch0.step1", (0, 1), "2"), ("pretrain_saved", (0,), "1")]
-)
-def test_kill9_during_pretraining_then_rerun_finishes(tmp_path, point, seeds, jobs, monkeypatch):
-    write(tmp_path, suite_spec({"train": {"epochs": 1}}, seeds=seeds))
+def killed_at(folder, point: str, monkeypatch) -> None:
+    """A real `bench run` of the suite in ``folder``, killed with SIGKILL at ``point``."""
     with monkeypatch.context() as env:
         env.setenv("BENCH_KILL_AT", point)
-        proc = bench(tmp_path, "run", "tiny.yaml", "--no-report")
+        proc = bench(folder, "run", "tiny.yaml", "--no-report")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out[-3000:]
+
+
+@pytest.mark.slow
+def test_kill9_during_pretraining_then_rerun_finishes(tmp_path, monkeypatch):
+    """Killed mid-step, then killed again once the weights are written (not yet logged), then
+    rerun with a pool of 2 workers: one stage run, adopted and finished, losses logged once."""
+    write(tmp_path, suite_spec({"train": {"epochs": 1}}, seeds=(0, 1)))
+    killed_at(tmp_path, "epoch0.step1", monkeypatch)
     mlf = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = mlf.get_experiment_by_name("tiny").experiment_id
     (victim,) = mlf.search_runs([exp])
     assert victim.data.tags["stage"] == "pretrain" and victim.info.status == "RUNNING"
+    assert not mlf.get_metric_history(victim.info.run_id, "loss/ce")
+    killed_at(tmp_path, "pretrain_saved", monkeypatch)
+    (again,) = mlf.search_runs([exp])
+    assert again.info.run_id == victim.info.run_id and again.info.status == "RUNNING"
+    assert list((tmp_path / ".bench" / "pretrain").glob("*/backbone.pt"))
 
-    rerun = bench(tmp_path, "run", "tiny.yaml", "--no-report", "--jobs", jobs)  # 2: a pool
+    rerun = bench(tmp_path, "run", "tiny.yaml", "--no-report", "--jobs", "2")
     out, _ = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
     runs = mlf.search_runs([exp])
     stages = [r for r in runs if r.data.tags.get("stage") == "pretrain"]
     assert [r.info.run_id for r in stages] == [victim.info.run_id]  # adopted, once
     assert stages[0].info.status == "FINISHED"
     steps = [m.step for m in mlf.get_metric_history(victim.info.run_id, "loss/ce")]
     assert steps == [0]  # the epoch's loss logged once
+    assert "backbone.pt" in [a.path for a in mlf.list_artifacts(victim.info.run_id)]
     cells = [r for r in runs if "config_hash" in r.data.tags]
-    assert [r.info.status for r in cells] == ["FINISHED"] * len(seeds)
+    assert [r.info.status for r in cells] == ["FINISHED", "FINISHED"]
     assert all(r.data.params["model.weights"].startswith("pretrain:") for r in cells)
     assert not list((tmp_path / ".bench" / "pretrain").glob("*/.*tmp*"))  # no partial file
