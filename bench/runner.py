@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
 from bench.suite import Cell, Suite, load_suite
 from bench.tracking import client, tracking_uri
+from bench.warmstart import is_ref
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
@@ -24,6 +25,9 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
         for i, c in enumerate(cells)
     ]
     click.echo(f"suite '{suite.name}' ({suite.path}): {len(cells)} cells")
+    warm = sum(is_ref(c.sections.model.weights) for c in cells)
+    if warm:
+        click.echo(f"warm start (pretrain: stage, runs first): {warm} cells start from it")
     click.echo(
         tabulate(
             rows, headers=["#", "dataset", "split", "method", "variant", "seed", "config hash"]

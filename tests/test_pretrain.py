@@ -55,7 +55,11 @@ def hashes(suite) -> list[tuple[str, str]]:
     return [(c.config_hash, c.train_hash) for c in suite.cells()]
 
 
-def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path):
+def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, suite_spec()), write(tmp_path, suite_spec({}), "warm.yaml")
+    assert "warm start" not in invoke("run", "tiny.yaml", "--dry-run")
+    assert "1 cells start from it" in invoke("run", "warm.yaml", "--dry-run")
     plain = load_suite(write(tmp_path, suite_spec()))
     assert "pretrain" not in plain.raw and plain.spec.pretrain is None
     (cell,) = plain.cells()
