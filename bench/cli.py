@@ -295,6 +295,26 @@ def run(
 @click.argument("suite_file", type=click.Path(dir_okay=False))
 @_suite_options
 @_tracking_option
+@_device_option
+@click.option("--force", is_flag=True, help="Train again even if the weights are cached.")
+def pretrain(
+    suite_file, overrides, override_files, data_root, workdir, tracking_uri, device, force
+) -> None:
+    """Train SUITE_FILE's pretrain: stage (our warm start of its backbone on the training
+    identities' frames) once; cached as WORKDIR/pretrain/<hash>/backbone.pt."""
+    from bench.suite import load_suite
+
+    suite = load_suite(suite_file, _with_device(overrides, device), override_files, data_root)
+    from bench.runner import run_pretrain
+
+    check_run_paths(tracking_uri, (Path(workdir), "the --workdir"))
+    run_pretrain(suite, tracking_uri, Path(workdir), data_root, force)
+
+
+@cli.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False))
+@_suite_options
+@_tracking_option
 @_claims_option
 def status(
     suite_file, overrides, override_files, data_root, workdir, tracking_uri, claims_uri

@@ -69,6 +69,8 @@ def _search(mlf, suite: str | None, dataset: str | None, status: str) -> pd.Data
     if df.empty or "tags.config_hash" not in df:
         return pd.DataFrame()
     df = df[df["tags.config_hash"].notna()]
+    if "tags.stage" in df:  # the pretrain stage's run is not a cell
+        df = df[df["tags.stage"].isna()]
     if "tags.tune_study" in df:
         df = df[df["tags.tune_study"].isna()]
     if dataset is not None:

@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
 from bench.suite import Cell, Suite, load_suite
 from bench.tracking import client, tracking_uri
+from bench.warmstart import is_ref
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
@@ -24,6 +25,9 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
         for i, c in enumerate(cells)
     ]
     click.echo(f"suite '{suite.name}' ({suite.path}): {len(cells)} cells")
+    warm = sum(is_ref(c.sections.model.weights) for c in cells)
+    if warm:
+        click.echo(f"warm start (pretrain: stage, runs first): {warm} cells start from it")
     click.echo(
         tabulate(
             rows, headers=["#", "dataset", "split", "method", "variant", "seed", "config hash"]
@@ -49,6 +53,7 @@ def run_suite(
     see bench.engine.stale). Under DDP every rank runs the grid in this process and rank 0
     alone opens the MLflow store."""
     from bench.engine import executors, stale, store
+    from bench.engine.pretrain import warm_start_stage
 
     launch = launch or Launch()
     if launch.executor == "slurm":
@@ -56,6 +61,8 @@ def run_suite(
     lead = distributed.is_rank0()
     # the other ranks follow rank 0's decisions inside run_cell and never touch the store
     uri, exp_id = store.prepare(uri, suite.name, launch.claims_uri) if lead else (uri, "")
+    if lead:  # the suite's pretrain: stage, once, before any cell (other ranks wait in run_cell)
+        warm_start_stage(suite, cells, client(uri), exp_id, workdir.resolve(), data_root)
     opts = RunOptions(
         workdir=workdir.resolve(),
         data_root=data_root,
@@ -77,6 +84,22 @@ def run_suite(
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+
+
+def run_pretrain(suite: Suite, uri: str | None, workdir: Path, data_root, force: bool) -> None:
+    """``bench pretrain``: train (or find) the suite's warm start and say where it is."""
+    from bench.engine import store
+    from bench.engine.pretrain import ensure_weights
+    from bench.warmstart import pretrain_spec
+
+    spec = pretrain_spec(suite, data_root)
+    if spec is None:
+        raise BenchError(
+            f"{suite.path}: no pretrain: section (add one, or -o 'pretrain={{}}' for the defaults)"
+        )
+    uri, exp_id = store.prepare(uri, suite.name, None)
+    path = ensure_weights(spec, client(uri), exp_id, workdir.resolve(), data_root, force)
+    click.echo(f"{spec.label}: {path}  (the cells use model.weights: {spec.ref})")
 
 
 def show_status(suite: Suite, cells: list[Cell], uri: str | None, claims_uri: str | None) -> None:

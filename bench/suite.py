@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig
+from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig, PretrainConfig
 from bench.errors import ConfigError
 from bench.fingerprint import code_fingerprint
 from bench.registry import DATASETS, METHODS, known_method, method_config
@@ -45,6 +45,7 @@ ROOT_KEYS = (
     "defaults",
     "report",
     "launcher",
+    "pretrain",
 )
 
 
@@ -114,6 +115,7 @@ class SuiteFile(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     report: ReportSpec = Field(default_factory=ReportSpec)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    pretrain: PretrainConfig | None = None
 
     @field_validator("methods", "seeds")
     @classmethod
@@ -376,13 +378,15 @@ class Suite:
     def cells(self, data_root: str | None = None) -> list[Cell]:
         """The grid, in order: dataset x split x method x variant x seed."""
         from bench.cross import entry_splits  # here: bench.cross imports this module
+        from bench.warmstart import pretrain_spec
 
-        out = []
+        out, warm = [], pretrain_spec(self, data_root)
         for i, spec in enumerate(self.spec.datasets):
             for data in entry_splits(spec, data_root, f"{self.path}: datasets[{i}]"):
                 for method in self.spec.methods:
                     for variant, override, key in self.variants(method):
                         config, sections = self.cell_config(method, override, key)
+                        sections = warm.warm_started(sections) if warm else sections
                         out += [
                             Cell(
                                 self.name,

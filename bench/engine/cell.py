@@ -40,6 +40,7 @@ from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
 from bench.suite import Cell
 from bench.tracking import environment_tags, flatten, runs_with_hash
+from bench.warmstart import resolve_weights
 
 log = logging.getLogger("bench")
 EvalHook = Callable[[int, Callable[[], dict]], None]
@@ -183,8 +184,9 @@ def prepare_split(cell: Cell, opts: RunOptions) -> tuple[Split, frozenset[str]]:
     return split, available
 
 
-def build_method(cell: Cell, split: Split, available: frozenset[str]):
-    """The method of a cell, with its config adapted to the data; (method, aux, notes)."""
+def build_method(cell: Cell, split: Split, available: frozenset[str], workdir: Path = Path(".")):
+    """The method of a cell, with its config adapted to the data; (method, aux, notes). A
+    ``pretrain:`` warm start in ``model.weights`` is looked up under ``workdir``."""
     cls = METHODS.get(cell.method)
     config, notes = cls.adapt_config(cell.method_config, available)
     for note in notes:
@@ -192,7 +194,8 @@ def build_method(cell: Cell, split: Split, available: frozenset[str]):
     aux = cls.aux_inputs(config) & available
     seed_everything(cell.seed)
     num_classes = len({t.pid for t in split.train})
-    method = cls(config, cell.sections.model, cell.sections.data, num_classes)
+    model = resolve_weights(cell.sections.model, workdir)
+    method = cls(config, model, cell.sections.data, num_classes)
     return method, aux, notes
 
 
@@ -302,7 +305,7 @@ def _claim_view(claim: claims.Claim) -> tuple[bool, str, str | None, str, Path]:
 def _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt: Path) -> CellResult:
     """Train, score and log a claimed cell (the claim is None on ranks other than 0)."""
     split, available = distributed.rank0_first(lambda: prepare_split(cell, opts))
-    method, aux, notes = build_method(cell, split, available)
+    method, aux, notes = build_method(cell, split, available, opts.workdir)
     place(method, where)
     tags = {**_tags(cell, opts, notes), "protocol": split.protocol.name, **placement_tags(where)}
     run_id, resumed = distributed.on_rank0(lambda: _open_run(mlf, exp_id, cell, opts, tags, claim))

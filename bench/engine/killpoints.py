@@ -12,7 +12,11 @@ uninterrupted run would. The points (docs/claims.md, "kill -9 at any point"):
 - ``checkpoint{E}``: epoch E's checkpoint has just been written;
 - ``evaluating``: the test set is scored, the sequence-length grid not yet;
 - ``artifact_logged``: the first artifact is uploaded, the others not yet;
-- ``before_finished``: everything is logged, the run not yet FINISHED.
+- ``before_finished``: everything is logged, the run not yet FINISHED;
+- the ``pretrain:`` stage (:mod:`bench.engine.pretrain`; its trainer passes the epoch points
+  above too): ``pretrain_trained`` (trained, ``backbone.pt`` not yet written),
+  ``pretrain_saved`` (written, not yet logged) and ``pretrain_before_finished`` (logged, the
+  stage's run not yet FINISHED); tests/test_pretrain.py kills there.
 """
 
 from __future__ import annotations

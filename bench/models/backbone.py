@@ -207,6 +207,12 @@ class Backbone(nn.Module):
         self.channels = [model.feature_info[0]["num_chs"], *[f["num_chs"] for f in info]]
         if cfg.last_stride == 1:
             _set_stride_one(self.stages[4])
+        self._timm = (model,)  # the timm model, whose modules the stages share (not a child)
+
+    def timm_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under timm's own names, without a classifier: the file that
+        ``model.weights`` loads (:mod:`bench.engine.pretrain` writes it)."""
+        return {k: v.detach().clone() for k, v in self._timm[0].state_dict().items()}
 
     @property
     def out_channels(self) -> int:

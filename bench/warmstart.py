@@ -1,0 +1,199 @@
+"""The warm start of a suite, as config: what its ``pretrain:`` stage trains, the hash that
+names the weights, and how the cells refer to them.
+
+The stage (:mod:`bench.engine.pretrain`) trains the suite's ``defaults.model`` once on the
+frames of the training identities of one of its datasets: our warm start, not the papers'
+ImageNet (none can be downloaded offline). Its weights are cached as
+``WORKDIR/pretrain/<hash>/backbone.pt``; a cell whose model is that backbone gets
+``model.weights: pretrain:<hash>``, so its config hash depends on the warm start's hash and
+never on the absolute path of the file (moving the work dir changes no hash). The path is
+resolved only when the cell builds its model (:func:`resolve_weights`). No torch here: a
+suite validates without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from bench.config import DataConfig, Defaults, ModelConfig, PretrainConfig, TrainConfig
+from bench.errors import BenchError, ConfigError
+
+if TYPE_CHECKING:
+    from bench.suite import Suite
+
+REF = "pretrain:"
+WEIGHTS = "backbone.pt"
+#: The stage's training defaults, between the suite's ``defaults.train`` and ``pretrain.train``.
+STAGE_TRAIN = {"epochs": 8, "lr": 1e-3, "scheduler": "none", "warmup_epochs": 0}
+#: Never changed by a patch: the stage trains on every training identity.
+FIXED_TRAIN = {"val_fraction": 0.0}
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """The resolved stage: its dataset (one split), the model, data and train sections."""
+
+    suite: str
+    dataset: str
+    dataset_options: dict
+    dataset_label: str
+    split: int
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    device: str
+    config: PretrainConfig
+
+    def resolved(self) -> dict[str, Any]:
+        """Everything that determines the weights (logged as the stage run's params)."""
+        return {
+            "stage": "pretrain",
+            "dataset": {"name": self.dataset, **self.dataset_options},
+            "split": self.split,
+            "model": self.model.model_dump(mode="json"),
+            "data": self.data.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json"),
+            "loss": self.config.model_dump(mode="json", exclude={"dataset", "data", "train"}),
+        }
+
+    def hashed(self) -> dict[str, Any]:
+        """The resolved config without what cannot change the weights (as for cells)."""
+        from bench.suite import NON_RESULT_KEYS
+
+        cfg = self.resolved()
+        cfg["dataset"].pop("root", None)
+        for section, key in NON_RESULT_KEYS:
+            if section in cfg:
+                cfg[section].pop(key, None)
+        # issue 12 item 7: the code fingerprint (bench/fingerprint.py) of the modules that can
+        # change the weights (this stage, the engine, the data pipeline) joins the hash here.
+        return cfg
+
+    @property
+    def hash(self) -> str:
+        from bench.suite import _digest
+
+        return _digest(self.hashed())
+
+    @property
+    def ref(self) -> str:
+        """What a warm-started cell's ``model.weights`` holds."""
+        return REF + self.hash
+
+    @property
+    def label(self) -> str:
+        return f"pretrain/{self.dataset_label or self.dataset}/{self.hash}"
+
+    def folder(self, workdir: Path) -> Path:
+        return cache_folder(workdir, self.hash)
+
+    def warm_started(self, sections: Defaults) -> Defaults:
+        """A cell's sections with ``model.weights`` pointing at this warm start, if the cell's
+        model is the backbone the stage trains (same backbone, kwargs and initial weights; the
+        last stride may differ); otherwise unchanged."""
+        model, base = sections.model, self.model
+        same = (model.backbone, model.kwargs, model.pretrained, model.weights) == (
+            base.backbone,
+            base.kwargs,
+            base.pretrained,
+            base.weights,
+        )
+        if not same:
+            return sections
+        return sections.model_copy(update={"model": model.model_copy(update={"weights": self.ref})})
+
+
+def cache_folder(workdir: Path, digest: str) -> Path:
+    return Path(workdir) / "pretrain" / digest
+
+
+def is_ref(weights: str | None) -> bool:
+    return weights is not None and weights.startswith(REF)
+
+
+def resolve_weights(model: ModelConfig, workdir: Path) -> ModelConfig:
+    """``model`` with a ``pretrain:<hash>`` reference turned into the cached file's path."""
+    if not is_ref(model.weights):
+        return model
+    path = (cache_folder(workdir, model.weights.removeprefix(REF)) / WEIGHTS).resolve()
+    if not path.is_file():
+        raise BenchError(
+            f"model.weights: the warm start '{model.weights}' is not trained in this work dir "
+            f"(expected {path}); run `bench pretrain SUITE` (or `bench run SUITE`) with the "
+            "same --workdir first"
+        )
+    return model.model_copy(update={"weights": str(path)})
+
+
+def pretrain_spec(suite: Suite, data_root: str | None = None) -> PretrainSpec | None:
+    """The suite's resolved ``pretrain:`` stage (None without one), validated: the dataset
+    names one of the suite's entries with a single split in the grid, the patches validate,
+    and P fits its training identities. Each error names ``pretrain.<key>``."""
+    cfg = suite.spec.pretrain
+    if cfg is None:
+        return None
+    from bench.suite import build_dataset, dataset_spec, deep_merge, raise_validation
+
+    entry = _dataset_entry(suite, cfg.dataset)
+    name, options = dataset_spec(entry)
+    dataset = build_dataset(name, options, data_root, suite.path)
+    splits = dataset.split_indices()
+    if len(splits) != 1:
+        raise ConfigError(
+            f"{suite.path}: pretrain.dataset",
+            f"'{name}' runs {len(splits)} splits, whose test identities are other splits' "
+            "training identities; pretrain on another dataset, or give it one split "
+            "(splits: [N])",
+        )
+    defaults = suite.spec.defaults
+    try:
+        data = DataConfig.model_validate(deep_merge(defaults.data.model_dump(), cfg.data))
+    except ValidationError as exc:
+        raise_validation(suite.path, exc, ("pretrain", "data"))
+    train_patch = deep_merge(deep_merge(defaults.train.model_dump(), STAGE_TRAIN), cfg.train)
+    try:
+        train = TrainConfig.model_validate({**train_patch, **FIXED_TRAIN})
+    except ValidationError as exc:
+        raise_validation(suite.path, exc, ("pretrain", "train"))
+    ids = dataset.train_identities(splits[0])
+    if ids is not None and data.p > ids:
+        raise ConfigError(
+            f"{suite.path}: pretrain.data.p",
+            f"expected at most {ids} identities per batch: '{name}' has {ids} training "
+            f"identities (got p={data.p})",
+        )
+    return PretrainSpec(
+        suite.name,
+        name,
+        dataset.options.model_dump(mode="json"),
+        getattr(entry, "label", None) or "",
+        splits[0],
+        defaults.model,
+        data,
+        train,
+        defaults.runtime.device,
+        cfg,
+    )
+
+
+def _dataset_entry(suite: Suite, wanted: str | None):
+    """The suite's dataset entry named (by label, else name) ``wanted``; the first if None."""
+    from bench.suite import dataset_spec
+
+    entries = suite.spec.datasets
+    if wanted is None:
+        return entries[0]
+    for key in ("label", "name"):
+        for entry in entries:
+            shown = getattr(entry, "label", None) if key == "label" else dataset_spec(entry)[0]
+            if shown == wanted:
+                return entry
+    known = [getattr(e, "label", None) or dataset_spec(e)[0] for e in entries]
+    raise ConfigError(
+        f"{suite.path}: pretrain.dataset",
+        f"expected one of the suite's datasets: {', '.join(known)} (got {wanted!r})",
+    )

@@ -1,0 +1,232 @@
+"""The suite's pretrain: stage (our warm start): config and hashes, training identities only,
+cached and reused, loaded by the cells, not a cell in reports, and kill -9 safe."""
+
+from __future__ import annotations
+
+import copy
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from bench.cli import cli
+from bench.engine import cell as cell_module
+from bench.engine import pretrain
+from bench.engine.filelock import exclusive
+from bench.errors import ConfigError
+from bench.report import load_runs
+from bench.suite import build_dataset, load_suite
+from bench.warmstart import pretrain_spec
+from tests.test_cli_e2e import TINY
+from tests.test_parallel import ROOT, bench
+
+NARROW = {"channels": [8, 16, 32, 64]}  # a narrow ResNet-18: small weight files, fast steps
+
+
+def suite_spec(pretrain_section: dict | None = None, seeds=(0,)) -> dict:
+    spec = copy.deepcopy(TINY)
+    spec.update(seeds=list(seeds), ablations={})
+    spec["defaults"]["model"]["kwargs"] = dict(NARROW)
+    spec["defaults"]["train"]["max_steps_per_epoch"] = 2
+    if pretrain_section is not None:
+        spec["pretrain"] = pretrain_section
+    return spec
+
+
+def write(folder, spec: dict, name: str = "tiny.yaml") -> str:
+    path = folder / name
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def invoke(*args) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def hashes(suite) -> list[tuple[str, str]]:
+    return [(c.config_hash, c.train_hash) for c in suite.cells()]
+
+
+def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, suite_spec()), write(tmp_path, suite_spec({}), "warm.yaml")
+    assert "warm start" not in invoke("run", "tiny.yaml", "--dry-run")
+    assert "1 cells start from it" in invoke("run", "warm.yaml", "--dry-run")
+    plain = load_suite(write(tmp_path, suite_spec()))
+    assert "pretrain" not in plain.raw and plain.spec.pretrain is None
+    (cell,) = plain.cells()
+    assert cell.sections.model.weights is None and "pretrain" not in cell.resolved()
+    warm = load_suite(write(tmp_path, suite_spec({}), "warm.yaml"))
+    off = load_suite(write(tmp_path, suite_spec({}), "off.yaml"), ["pretrain=null"])
+    assert hashes(off) == hashes(plain)  # -o pretrain=null: the from-scratch condition
+    assert hashes(warm) != hashes(plain)
+    assert all(h != p for (h, _), (p, _) in zip(hashes(warm), hashes(plain), strict=True))
+
+
+def test_cells_refer_to_the_warm_start_by_hash_not_by_path(tmp_path):
+    suite = load_suite(write(tmp_path, suite_spec({"train": {"epochs": 1}})))
+    spec = pretrain_spec(suite)
+    (cell,) = suite.cells()
+    assert cell.sections.model.weights == f"pretrain:{spec.hash}"
+    assert cell.resolved()["model"]["weights"] == f"pretrain:{spec.hash}"
+    # another data root or work dir: the same hashes; another stage setting: other hashes
+    assert hashes(load_suite(suite.path, data_root=str(tmp_path / "elsewhere"))) == hashes(suite)
+    longer = load_suite(suite.path, ["pretrain.train.epochs=2"])
+    assert pretrain_spec(longer).hash != spec.hash and hashes(longer) != hashes(suite)
+    assert pretrain_spec(longer).train.val_fraction == 0  # every training identity
+    # a variant with another backbone is not warm started
+    other = suite_spec({})
+    other["ablations"] = {"baseline": [{"name": "r34", "model": {"backbone": "resnet34"}}]}
+    cells = load_suite(write(tmp_path, other, "other.yaml")).cells()
+    assert [c.sections.model.weights is None for c in cells] == [False, True]
+
+
+@pytest.mark.parametrize(
+    "section, where",
+    [
+        ({"dataset": "market"}, "pretrain.dataset"),
+        ({"train": {"epochs": -1}}, "pretrain.train.epochs"),
+        ({"data": {"p": 99}}, "pretrain.data.p"),
+        ({"epochs": 3}, "pretrain.epochs: unknown key"),
+    ],
+)
+def test_a_bad_pretrain_section_names_its_key(tmp_path, section, where):
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        load_suite(write(tmp_path, suite_spec(section)))
+
+
+def test_the_stage_lock_is_exclusive_across_processes(tmp_path):
+    lock = tmp_path / "pretrain" / ".lock"
+    code = (
+        "import sys; from pathlib import Path; from bench.engine.filelock import exclusive\n"
+        f"with exclusive(Path({str(lock)!r})): Path({str(tmp_path / 'got')!r}).write_text('x')"
+    )
+    with exclusive(lock):
+        other = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+        time.sleep(3)
+        assert not (tmp_path / "got").exists()  # blocked while this process holds it
+    assert other.wait(timeout=60) == 0 and (tmp_path / "got").exists()
+
+
+@pytest.mark.slow
+def test_the_stage_trains_once_on_training_ids_and_the_cells_start_from_it(in_tmp, monkeypatch):
+    write(in_tmp, suite_spec({"train": {"epochs": 1}}))
+    seen, starts, trained = [], [], []
+    real_loader, real_build, real_train = (
+        pretrain.train_loader,
+        cell_module.build_method,
+        pretrain.train_backbone,
+    )
+
+    def loader(tracks, *args, **kwargs):
+        seen.extend(tracks)
+        return real_loader(tracks, *args, **kwargs)
+
+    def build(*args, **kwargs):
+        method, aux, notes = real_build(*args, **kwargs)
+        starts.append(method.backbone.timm_state_dict())
+        return method, aux, notes
+
+    def train(*args, **kwargs):
+        trained.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "train_loader", loader)
+    monkeypatch.setattr(cell_module, "build_method", build)
+    monkeypatch.setattr(pretrain, "train_backbone", train)
+    invoke("run", "tiny.yaml", "--no-report")
+
+    # trained on the train split's identities only, never a test identity
+    spec = pretrain_spec(load_suite("tiny.yaml"))
+    dataset = build_dataset(spec.dataset, spec.dataset_options, None)
+    split = dataset.load_split(0)
+    test_ids = {t.pid for t in (*split.query, *split.gallery)}
+    assert seen and set(seen) == set(split.train)
+    assert not {t.pid for t in seen} & test_ids
+    assert trained == [1]
+
+    # the cell's model starts from the cached weights (a plain, weights-only state dict)
+    weights = in_tmp / ".bench" / "pretrain" / spec.hash / "backbone.pt"
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    assert not any(k.startswith("fc.") for k in state)
+    (start,) = starts
+    assert start.keys() == state.keys()
+    assert all(torch.equal(start[k], state[k]) for k in state)
+
+    # MLflow: one finished stage run with params, loss and the weights; not a cell
+    mlf = MlflowClient("sqlite:///mlflow.db")
+    exp = mlf.get_experiment_by_name("tiny").experiment_id
+    (stage,) = mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")
+    assert stage.info.status == "FINISHED" and stage.data.tags["pretrain_hash"] == spec.hash
+    assert "config_hash" not in stage.data.tags
+    assert [m.step for m in mlf.get_metric_history(stage.info.run_id, "loss/ce")] == [0]
+    assert "backbone.pt" in [a.path for a in mlf.list_artifacts(stage.info.run_id)]
+    assert stage.data.params["train.epochs"] == "1"
+    runs = load_runs(mlf, "tiny")
+    assert len(runs) == 1 and set(runs["tags.method"]) == {"baseline"}
+    out = invoke("report", "--table", "--suite", "tiny")
+    assert "pretrain" not in out
+    out = invoke("status", "tiny.yaml")
+    assert "1 finished" in out and "pretrain" not in out
+
+    # a second run reuses the weights; a new work dir restores them from MLflow, and the cell
+    # it adds (the first is finished: same hash) loads them
+    invoke("run", "tiny.yaml", "--no-report")
+    invoke("run", "tiny.yaml", "--no-report", "-o", "seeds=[0,1]", "--workdir", "moved")
+    assert trained == [1] and len(starts) == 2
+    assert all(torch.equal(starts[1][k], state[k]) for k in state)
+    assert (in_tmp / "moved" / "pretrain" / spec.hash / "backbone.pt").is_file()
+    assert len(mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")) == 1
+    out = invoke("pretrain", "tiny.yaml")
+    assert spec.hash in out
+    assert trained == [1]
+
+
+def killed_at(folder, point: str, monkeypatch) -> None:
+    """A real `bench run` of the suite in ``folder``, killed with SIGKILL at ``point``."""
+    with monkeypatch.context() as env:
+        env.setenv("BENCH_KILL_AT", point)
+        proc = bench(folder, "run", "tiny.yaml", "--no-report")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, out[-3000:]
+
+
+@pytest.mark.slow
+def test_kill9_during_pretraining_then_rerun_finishes(tmp_path, monkeypatch):
+    """Killed mid-step, then killed again once the weights are written (not yet logged), then
+    rerun with a pool of 2 workers: one stage run, adopted and finished, losses logged once."""
+    write(tmp_path, suite_spec({"train": {"epochs": 1}}, seeds=(0, 1)))
+    killed_at(tmp_path, "epoch0.step1", monkeypatch)
+    mlf = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = mlf.get_experiment_by_name("tiny").experiment_id
+    (victim,) = mlf.search_runs([exp])
+    assert victim.data.tags["stage"] == "pretrain" and victim.info.status == "RUNNING"
+    assert not mlf.get_metric_history(victim.info.run_id, "loss/ce")
+    killed_at(tmp_path, "pretrain_saved", monkeypatch)
+    (again,) = mlf.search_runs([exp])
+    assert again.info.run_id == victim.info.run_id and again.info.status == "RUNNING"
+    assert list((tmp_path / ".bench" / "pretrain").glob("*/backbone.pt"))
+
+    rerun = bench(tmp_path, "run", "tiny.yaml", "--no-report", "--jobs", "2")
+    out, _ = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    runs = mlf.search_runs([exp])
+    stages = [r for r in runs if r.data.tags.get("stage") == "pretrain"]
+    assert [r.info.run_id for r in stages] == [victim.info.run_id]  # adopted, once
+    assert stages[0].info.status == "FINISHED"
+    steps = [m.step for m in mlf.get_metric_history(victim.info.run_id, "loss/ce")]
+    assert steps == [0]  # the epoch's loss logged once
+    assert "backbone.pt" in [a.path for a in mlf.list_artifacts(victim.info.run_id)]
+    cells = [r for r in runs if "config_hash" in r.data.tags]
+    assert [r.info.status for r in cells] == ["FINISHED", "FINISHED"]
+    assert all(r.data.params["model.weights"].startswith("pretrain:") for r in cells)
+    assert not list((tmp_path / ".bench" / "pretrain").glob("*/.*tmp*"))  # no partial file
