@@ -69,9 +69,21 @@ class PretrainSpec:
         for section, key in NON_RESULT_KEYS:
             if section in cfg:
                 cfg[section].pop(key, None)
-        # issue 12 item 7: the code fingerprint (bench/fingerprint.py) of the modules that can
-        # change the weights (this stage, the engine, the data pipeline) joins the hash here.
+        cfg["code"] = self.code
         return cfg
+
+    @property
+    def code(self) -> dict[str, str]:
+        """The code that trains the weights: the harness (this stage, the engine, the data
+        pipeline, the models) and the dataset plugin (:mod:`bench.fingerprint`)."""
+        from bench.data.base import ReIDDataset
+        from bench.fingerprint import harness_fingerprint, plugin_fingerprint
+        from bench.registry import DATASETS
+
+        return {
+            "harness": harness_fingerprint(),
+            "dataset": plugin_fingerprint(DATASETS.get(self.dataset), ReIDDataset),
+        }
 
     @property
     def hash(self) -> str:
