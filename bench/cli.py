@@ -265,7 +265,7 @@ def run(
     check_weights(suite, cells)
     from bench.engine.executors import Launch, launcher_settings, parse_jobs
 
-    jobs = parse_jobs(jobs)
+    jobs = parse_jobs(jobs) if jobs is not None else suite.spec.launcher.jobs or 1
     settings = launcher_settings(suite.spec.launcher, launcher_config, dict(slurm, sbatch=sbatch))
     launch = Launch(
         executor=launcher or ("local" if jobs == 1 else "pool"),

@@ -158,9 +158,13 @@ SECTIONS = tuple(Defaults.model_fields)
 
 
 class LauncherConfig(Section):
-    """Where ``bench run --launcher slurm`` runs a grid: a submitit job array, one task per
-    cell (the suite's ``launcher:`` section, ``--launcher-config FILE`` and flags, in order)."""
+    """How ``bench run`` fans out a grid: ``jobs`` (the default of ``--jobs``), and where
+    ``--launcher slurm`` runs it, a submitit job array of one task per cell (the suite's
+    ``launcher:`` section, ``--launcher-config FILE`` and flags, in order)."""
 
+    jobs: Annotated[StrictInt, Field(ge=1)] | Literal["auto"] | None = Field(
+        None, description="worker processes on this machine when --jobs is not given"
+    )
     cluster: Literal["slurm", "local"] = Field(
         "slurm", description="slurm, or local: submitit's LocalExecutor (same code path, tests)"
     )

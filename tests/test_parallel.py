@@ -301,3 +301,22 @@ def test_an_orphan_running_run_is_closed_when_its_cell_runs_again(in_tmp):
     assert result.status == "finished" and result.run_id != orphan
     assert mlf.get_run(orphan).info.status == "KILLED"
     assert mlf.get_run(result.run_id).info.status == "FINISHED"
+
+
+@pytest.mark.parametrize(
+    ("flags", "executor", "jobs"), [((), "pool", 2), (("--jobs", "1"), "local", 1)]
+)
+def test_the_suite_launcher_jobs_is_the_default_of_jobs(in_tmp, monkeypatch, flags, executor, jobs):
+    import bench.runner
+    from bench.engine.executors import Launch
+
+    tiny_suite(in_tmp, launcher={"jobs": 2})
+    seen = {}
+
+    def run_suite(*args):
+        seen["launch"] = next(a for a in args if isinstance(a, Launch))
+
+    monkeypatch.setattr(bench.runner, "run_suite", run_suite)
+    result = CliRunner().invoke(cli, ["run", "tiny.yaml", *flags])
+    assert result.exit_code == 0, result.output
+    assert (seen["launch"].executor, seen["launch"].jobs) == (executor, jobs)
