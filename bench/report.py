@@ -83,12 +83,12 @@ def table_metrics(df: pd.DataFrame) -> list[str]:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds and splits: index (method, variant), columns (dataset, metric,
+    """Mean and sample std (ddof 1) over seeds and splits: index (method, variant), columns (dataset, metric,
     'mean' | 'std' | 'n')."""
     cols = [f"metrics.{m}" for m in table_metrics(df)]
     grouped = df.groupby([*KEYS, "tags.dataset"])[cols]
     stats = pd.concat(
-        {"mean": grouped.mean(), "std": grouped.std(ddof=0), "n": grouped.count()}, axis=1
+        {"mean": grouped.mean(), "std": grouped.std(ddof=1), "n": grouped.count()}, axis=1
     )
     stats.columns = stats.columns.set_names(["stat", "metric"])
     stats.columns = stats.columns.set_levels(
