@@ -87,39 +87,57 @@ def _spawn_ranks(n: int, suite_name: str, params: dict) -> int:
     return spawn(n, args)
 
 
-def _tune_scale_options(f):
-    f = click.option(
+def _options(*specs: tuple[str, dict]):
+    """A decorator adding click options given as data: (flag, click.option kwargs), in order."""
+
+    def apply(f):
+        for flag, kwargs in reversed(specs):
+            f = click.option(flag, **kwargs)(f)
+        return f
+
+    return apply
+
+
+_tune_scale_options = _options(
+    (
         "--workers",
-        default=1,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Worker processes on this machine, each running trials of the study.",
-    )(f)
-    f = click.option(
+        dict(
+            default=1,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Worker processes on this machine, each running trials of the study.",
+        ),
+    ),
+    (
         "--first-worker",
-        default=0,
-        show_default=True,
-        type=click.IntRange(0),
-        help="Index of this machine's first worker (seeds differ by index): give each "
-        "machine joining a study its own range.",
-    )(f)
-    f = click.option(
-        "--seed", default=0, show_default=True, help="Base seed of the workers' samplers."
-    )(f)
-    f = click.option(
+        dict(
+            default=0,
+            show_default=True,
+            type=click.IntRange(0),
+            help="Index of this machine's first worker (seeds differ by index): give each "
+            "machine joining a study its own range.",
+        ),
+    ),
+    ("--seed", dict(default=0, show_default=True, help="Base seed of the workers' samplers.")),
+    (
         "--heartbeat-interval",
-        default=10,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Seconds between a running trial's heartbeats.",
-    )(f)
-    return click.option(
+        dict(
+            default=10,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Seconds between a running trial's heartbeats.",
+        ),
+    ),
+    (
         "--grace-period",
-        default=30,
-        show_default=True,
-        type=click.IntRange(1),
-        help="A trial whose heartbeat is older than this (its worker died) is marked failed.",
-    )(f)
+        dict(
+            default=30,
+            show_default=True,
+            type=click.IntRange(1),
+            help="A trial whose heartbeat is older than this (its worker died) is marked failed.",
+        ),
+    ),
+)
 
 
 def _claims_option(f):
@@ -132,47 +150,59 @@ def _claims_option(f):
     )(f)
 
 
-def _launch_options(f):
-    """--jobs, --launcher, the Slurm settings and the lease of a claim."""
-    slurm = [
-        ("--partition", str, "Slurm partition."),
-        ("--gpus-per-task", click.IntRange(0), "GPUs of each Slurm task (one cell)."),
-        ("--cpus-per-task", click.IntRange(1), "CPU cores of each Slurm task."),
-        ("--mem-gb", click.FloatRange(0, min_open=True), "Memory of each Slurm task."),
-        ("--time-min", click.IntRange(1), "Time limit of each Slurm task, minutes."),
-        ("--array-parallelism", click.IntRange(1), "Slurm tasks running at once."),
-    ]
-    for flag, kind, text in reversed(slurm):
-        f = click.option(flag, type=kind, default=None, help=text)(f)
-    f = click.option(
-        "--sbatch", multiple=True, metavar="KEY=VALUE", help="Extra sbatch option (repeatable)."
-    )(f)
-    f = click.option(
-        "--launcher-config",
-        default=None,
-        type=click.Path(exists=True, dir_okay=False),
-        help="YAML of launcher settings, over the suite's launcher: section.",
-    )(f)
-    f = click.option(
-        "--lease-s",
-        default=60.0,
-        show_default=True,
-        type=click.FloatRange(1),
-        help="A claim its worker has not renewed for this long is taken over.",
-    )(f)
-    f = click.option(
-        "--launcher",
-        type=click.Choice(["local", "pool", "slurm"]),
-        default=None,
-        help="Where cells run: this process, --jobs processes, or a Slurm job array "
-        "(default: pool with --jobs, else local).",
-    )(f)
-    return click.option(
+#: --jobs, --launcher, the lease of a claim and the Slurm settings.
+_launch_options = _options(
+    (
         "--jobs",
-        default=None,
-        metavar="N|auto",
-        help="Worker processes on this machine (auto: one per visible GPU, else cores/2).",
-    )(f)
+        dict(
+            default=None,
+            metavar="N|auto",
+            help="Worker processes on this machine (auto: one per visible GPU, else cores/2; "
+            "default: the suite's launcher.jobs, else 1).",
+        ),
+    ),
+    (
+        "--launcher",
+        dict(
+            type=click.Choice(["local", "pool", "slurm"]),
+            default=None,
+            help="Where cells run: this process, --jobs processes, or a Slurm job array "
+            "(default: pool with --jobs, else local).",
+        ),
+    ),
+    (
+        "--lease-s",
+        dict(
+            default=60.0,
+            show_default=True,
+            type=click.FloatRange(1),
+            help="A claim its worker has not renewed for this long is taken over.",
+        ),
+    ),
+    (
+        "--launcher-config",
+        dict(
+            default=None,
+            type=click.Path(exists=True, dir_okay=False),
+            help="YAML of launcher settings, over the suite's launcher: section.",
+        ),
+    ),
+    (
+        "--sbatch",
+        dict(multiple=True, metavar="KEY=VALUE", help="Extra sbatch option (repeatable)."),
+    ),
+    *(
+        (flag, dict(type=kind, default=None, help=text))
+        for flag, kind, text in [
+            ("--partition", str, "Slurm partition."),
+            ("--gpus-per-task", click.IntRange(0), "GPUs of each Slurm task (one cell)."),
+            ("--cpus-per-task", click.IntRange(1), "CPU cores of each Slurm task."),
+            ("--mem-gb", click.FloatRange(0, min_open=True), "Memory of each Slurm task."),
+            ("--time-min", click.IntRange(1), "Time limit of each Slurm task, minutes."),
+            ("--array-parallelism", click.IntRange(1), "Slurm tasks running at once."),
+        ]
+    ),
+)
 
 
 class BenchGroup(click.Group):
