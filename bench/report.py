@@ -83,8 +83,8 @@ def table_metrics(df: pd.DataFrame) -> list[str]:
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std (ddof 1) over seeds and splits: index (method, variant), columns (dataset, metric,
-    'mean' | 'std' | 'n')."""
+    """Mean and sample std (ddof 1) over seeds and splits: index (method, variant), columns
+    (dataset, metric, 'mean' | 'std' | 'n')."""
     cols = [f"metrics.{m}" for m in table_metrics(df)]
     grouped = df.groupby([*KEYS, "tags.dataset"])[cols]
     stats = pd.concat(
