@@ -61,6 +61,7 @@ NOT_RESULT_CODE = (
     "engine/store.py",
     "errors.py",
     "export.py",
+    "filelock.py",  # who may write, not what
     "fingerprint.py",
     "memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
     "papers",  # the papers' numbers, shown beside ours

@@ -18,8 +18,8 @@ from mlflow.tracking import MlflowClient
 from bench.cli import cli
 from bench.engine import cell as cell_module
 from bench.engine import pretrain
-from bench.engine.filelock import exclusive
 from bench.errors import ConfigError
+from bench.filelock import exclusive
 from bench.report import load_runs
 from bench.suite import build_dataset, load_suite
 from bench.warmstart import pretrain_spec
@@ -106,7 +106,7 @@ def test_a_bad_pretrain_section_names_its_key(tmp_path, section, where):
 def test_the_stage_lock_is_exclusive_across_processes(tmp_path):
     lock = tmp_path / "pretrain" / ".lock"
     code = (
-        "import sys; from pathlib import Path; from bench.engine.filelock import exclusive\n"
+        "import sys; from pathlib import Path; from bench.filelock import exclusive\n"
         f"with exclusive(Path({str(lock)!r})): Path({str(tmp_path / 'got')!r}).write_text('x')"
     )
     with exclusive(lock):

@@ -40,9 +40,9 @@ from bench.data.loader import train_loader
 from bench.engine import killpoints
 from bench.engine.cell import _param, log_metrics, placement_tags, seed_everything
 from bench.engine.device import Placement, place, resolve_device
-from bench.engine.filelock import exclusive
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
+from bench.filelock import exclusive
 from bench.losses import batch_hard_triplet, cross_entropy
 from bench.method import Batch, Method
 from bench.models.backbone import Backbone

@@ -16,14 +16,11 @@ partial folder is removed by the next run).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,6 +35,7 @@ from bench.data.synthetic.estimate import estimate_keypoints, estimate_mask
 from bench.data.synthetic.plan import Plan, make_plan
 from bench.data.synthetic.tracklet import TrackletScene, TrackletSpec
 from bench.errors import DataError
+from bench.filelock import exclusive
 
 INDEX = "index.json"
 
@@ -113,16 +111,6 @@ def _index(cfg: GeneratorConfig, plan: Plan) -> dict:
     }
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_generated(
     cfg: GeneratorConfig, root: Path, workers: int = 2, progress: bool = True
 ) -> Path:
@@ -134,7 +122,7 @@ def ensure_generated(
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the dataset root {final.parent}: {exc}") from exc
-    with _locked(final.parent / f".{final.name}.lock"):
+    with exclusive(final.parent / f".{final.name}.lock"):
         if (final / INDEX).is_file():  # another process finished it while we waited
             return final
         partial = final.parent / f".{final.name}.partial"
