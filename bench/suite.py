@@ -193,11 +193,31 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+#: Override keys that set dataset options of the override's cells (both sides of a
+#: cross-dataset entry): options that choose what is read, never which split it is.
+DATASET_KEYS = ("aux",)
+
+
 def split_override(override: dict) -> tuple[dict, dict]:
-    """An override -> (method fields, section patches)."""
+    """An override -> (method fields, section patches); its DATASET_KEYS are neither."""
     sections = {k: v for k, v in override.items() if k in SECTIONS}
-    fields = {k: v for k, v in override.items() if k not in SECTIONS and k != "name"}
+    skip = {"name", *SECTIONS, *DATASET_KEYS}
+    fields = {k: v for k, v in override.items() if k not in skip}
     return fields, sections
+
+
+def with_options(
+    entry: str | DatasetSpec | CrossSpec, patch: dict
+) -> str | DatasetSpec | CrossSpec:
+    """A dataset entry with ``patch`` applied to its options (to each side of a cross entry)."""
+    if not patch:
+        return entry
+    if isinstance(entry, CrossSpec):
+        sides = {role: with_options(getattr(entry, role), patch) for role in ("train", "test")}
+        return entry.model_copy(update=sides)
+    if isinstance(entry, str):
+        return DatasetSpec(name=entry, **patch)
+    return DatasetSpec.model_validate({**entry.model_dump(exclude_none=True), **patch})
 
 
 @dataclass(frozen=True)
@@ -375,16 +395,22 @@ class Suite:
             raise_validation(where, exc)
         return config, defaults
 
+    def dataset_patch(self, method: str, override: dict) -> dict:
+        """The dataset options a variant sets (DATASET_KEYS): method_config <- the variant."""
+        merged = {**self.spec.method_config.get(method, {}), **override}
+        return {k: merged[k] for k in DATASET_KEYS if k in merged}
+
     def cells(self, data_root: str | None = None) -> list[Cell]:
         """The grid, in order: dataset x split x method x variant x seed."""
-        from bench.cross import entry_splits  # here: bench.cross imports this module
         from bench.warmstart import pretrain_spec
 
         out, warm = [], pretrain_spec(self, data_root)
-        for i, spec in enumerate(self.spec.datasets):
-            for data in entry_splits(spec, data_root, f"{self.path}: datasets[{i}]"):
+        for i, entry in enumerate(self.spec.datasets):
+            splits = EntrySplits(entry, data_root, f"{self.path}: datasets[{i}]")
+            for j in range(len(splits.of({}, ""))):
                 for method in self.spec.methods:
                     for variant, override, key in self.variants(method):
+                        data = splits.of(self.dataset_patch(method, override), key)[j]
                         config, sections = self.cell_config(method, override, key)
                         sections = warm.warm_started(sections) if warm else sections
                         out += [
@@ -406,6 +432,26 @@ class Suite:
         return out
 
 
+class EntrySplits:
+    """The splits of one dataset entry under each dataset-option patch a variant sets, each
+    expanded once (patches change what is read, not the splits, so index j is one split)."""
+
+    def __init__(self, entry: str | DatasetSpec | CrossSpec, data_root: str | None, where: str):
+        self.entry, self.data_root, self.where = entry, data_root, where
+        self.expanded: dict[str, list] = {}
+
+    def of(self, patch: dict, key: str) -> list:
+        """The entry's splits with ``patch`` applied; ``key``: the override named in errors."""
+        from bench.cross import entry_splits  # here: bench.cross imports this module
+
+        name = json.dumps(patch, sort_keys=True)
+        if name not in self.expanded:
+            where = f"{self.where}, {key}" if patch else self.where
+            entry = with_options(self.entry, patch)
+            self.expanded[name] = entry_splits(entry, self.data_root, where)
+        return self.expanded[name]
+
+
 def dataset_spec(spec: str | DatasetSpec | CrossSpec) -> tuple[str, dict]:
     """(name, options) of an entry; a cross-dataset entry's training side (what tuning uses)."""
     if isinstance(spec, CrossSpec):
@@ -422,7 +468,10 @@ def build_dataset(name: str, options: dict, data_root: str | None, where: str = 
         opts = cls.Options.model_validate(options)
     except ValidationError as exc:
         raise_validation(f"{where}: dataset {name}", exc)
-    return cls(opts, data_root)
+    try:
+        return cls(opts, data_root)
+    except ConfigError as exc:  # an option the dataset refuses (aux: exact on real data)
+        raise ConfigError(where, str(exc)) from None
 
 
 def load_suite(

@@ -213,6 +213,37 @@ def test_aux_is_in_the_resolved_config_and_the_run_tags(tmp_path):
     assert cells[0].config_hash != cells[1].config_hash
 
 
+def test_an_ablation_row_sets_aux_on_its_cells_and_both_sides_of_a_cross_entry(tmp_path):
+    clean = {"name": "synthetic-video", **TINY}
+    suite = {
+        "name": "aux-rows",
+        "datasets": [clean, {"train": clean, "test": {**clean, "seed": 1}, "label": "s0→s1"}],
+        "methods": ["baseline", "stal"],
+        "ablations": {"stal": [{"name": "exact-aux", "aux": "exact"}]},
+        "seeds": [0],
+        "defaults": {"data": {"p": 2, "k": 2}},
+    }
+    path = tmp_path / "aux.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    cells = load_suite(path).cells()
+    rows = [(c.shown_dataset, c.method, c.variant, c.dataset_options["aux"]) for c in cells]
+    assert rows == [
+        ("synthetic-video", "baseline", "default", "estimated"),
+        ("synthetic-video", "stal", "default", "estimated"),
+        ("synthetic-video", "stal", "exact-aux", "exact"),
+        ("s0→s1", "baseline", "default", "estimated"),
+        ("s0→s1", "stal", "default", "estimated"),
+        ("s0→s1", "stal", "exact-aux", "exact"),
+    ]
+    assert [c.train_side.options["aux"] for c in cells[3:]] == ["estimated"] * 2 + ["exact"]
+    assert cells[2].method_config == cells[1].method_config  # aux is no method field
+    assert cells[2].train_hash != cells[1].train_hash
+    suite["datasets"] = ["mars"]
+    path.write_text(yaml.safe_dump(suite))
+    with pytest.raises(ConfigError, match=r"ablations.stal\[0\].*mars.aux.*real dataset"):
+        load_suite(path)
+
+
 def test_real_datasets_have_estimated_annotations_only():
     assert build_dataset("mars", {}, None).options.aux == "estimated"
     with pytest.raises(ConfigError, match="mars.aux.*real dataset"):

@@ -92,7 +92,7 @@ class ReIDDataset:
     def __init__(self, options: DatasetOptions, data_root: str | None = None):
         if options.aux == "exact" and not self.exact_aux:
             raise ConfigError(
-                f"datasets: {self.name}.aux",
+                f"dataset {self.name}.aux",
                 "'exact' needs generated data; the annotations of a real dataset are estimated",
             )
         self.options = options
