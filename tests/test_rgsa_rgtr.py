@@ -362,7 +362,7 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
     suite = load_suite(SUITE, ["datasets=[fixture-video]"])
     assert yaml.safe_load(SUITE.read_text())["datasets"] == ["synthetic-video"]
     cells = [c for c in suite.cells() if c.method == "rgsa-rgtr"]
-    assert {c.seed for c in cells} == {0, 1}
+    assert {c.seed for c in cells} == {0, 1, 2}  # the statistics issue: at least 3 seeds
     configs = {c.variant: c.method_config for c in cells}
     assert {(c.spatial, c.temporal, c.relation, c.loss) for c in configs.values()} >= {
         ("avg", "avg", "rm", "ce"),
