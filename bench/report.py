@@ -160,6 +160,7 @@ class DatasetFacts:
     queries: int | None = None
     identities: int | None = None
     aux: str = ""
+    machines: str = ""  # the devices the runs ran on (tags.device_name)
     sides: tuple[str, str] | None = None  # a cross-dataset entry's (train, test) datasets
 
 
@@ -174,6 +175,8 @@ def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
         )
         if "tags.aux" in runs:
             facts.aux = ", ".join(sorted(set(runs["tags.aux"].dropna())))
+        if "tags.device_name" in runs:
+            facts.machines = "; ".join(sorted(set(runs["tags.device_name"].dropna())))
         if runs.get("tags.train_dataset", pd.Series(dtype=object)).notna().any():
             facts.sides = (runs["tags.train_dataset"].iloc[0], runs["tags.test_dataset"].iloc[0])
         scored = runs[runs["run_id"].isin(list(results))].drop_duplicates("split")
@@ -317,13 +320,16 @@ def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) ->
         )
         over = f" (over {f.splits} splits)" if f.splits > 1 else ""
         aux = f"; auxiliary inputs: {f.aux}" if f.aux else ""
+        machines = f"; run on: {f.machines}" if f.machines else ""
         cross = (
             f"trained on the training split of {f.sides[0]}, tested on the test split of "
             f"{f.sides[1]}; "
             if f.sides
             else ""
         )
-        lines.append(f"{ds}: {cross}protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}.")
+        lines.append(
+            f"{ds}: {cross}protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}{machines}."
+        )
     return " ".join(lines)
 
 

@@ -193,7 +193,7 @@ class NoArtifacts:
         return []
 
 
-def report_of(dataset: str, aux: str | None = None):
+def report_of(dataset: str, aux: str | None = None, **tags):
     df = runs(
         [
             ("baseline", "default", dataset, 0, {"R1": 60.0, "mAP": 40.0}),
@@ -206,6 +206,8 @@ def report_of(dataset: str, aux: str | None = None):
     df["tags.protocol"] = "p"
     if aux:
         df["tags.aux"] = aux
+    for key, value in tags.items():
+        df[f"tags.{key}"] = value
     return build_report(NoArtifacts(), df, pd.DataFrame(), "x")
 
 
@@ -218,6 +220,25 @@ def test_real_and_synthetic_reports_place_the_paper_numbers_differently():
     caption = synthetic.results.caption
     assert "protocol p" in caption and "2 seed(s)" in caption and "no per-query results" in caption
     assert "auxiliary inputs: estimated" in caption and "2000 resamples" in caption
+
+
+def test_caption_names_every_machine_the_runs_ran_on():
+    intel, amd = "Intel(R) Xeon(R) Processor, 2 cores", "AMD EPYC 7B13, 2 cores"
+    machines = [intel, amd, intel]  # one per run of report_of
+    caption = report_of("synthetic-video", device_name=machines).results.caption
+    assert "run on: AMD EPYC 7B13, 2 cores; Intel(R) Xeon(R) Processor, 2 cores." in caption
+    assert "run on" not in report_of("synthetic-video").results.caption
+
+
+def test_cpu_device_name_is_the_cpu_model_and_core_count():
+    import os
+
+    import torch
+
+    from bench.engine.device import cpu_model, device_name
+
+    name = device_name(torch.device("cpu"))
+    assert name == f"{cpu_model()}, {os.cpu_count()} cores" and cpu_model() not in ("", "cpu")
 
 
 def test_caption_counts_queries_and_identities_over_splits():

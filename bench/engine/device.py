@@ -12,7 +12,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import platform
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,10 +50,23 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    """The GPU's name (e.g. 'NVIDIA H100 80GB HBM3'), or the device type."""
+    """The GPU's name (e.g. 'NVIDIA H100 80GB HBM3'), the CPU's model and core count (e.g.
+    'Intel(R) Xeon(R) Processor, 2 cores'), or the device type. CPU kernels differ between
+    instruction sets, so the same cell can round differently on two CPU models."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"{cpu_model()}, {os.cpu_count()} cores"
     return device.type
+
+
+def cpu_model() -> str:
+    """/proc/cpuinfo's first 'model name' (Linux), else ``platform.processor()``."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 @dataclass(frozen=True)
