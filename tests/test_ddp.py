@@ -15,6 +15,7 @@ from test_cli_e2e import TINY
 
 from bench.config import TrainConfig
 from bench.engine import distributed
+from bench.engine.finite import FiniteGuard, NonFiniteError
 from bench.errors import BenchError
 from bench.losses import batch_hard_triplet, cross_entropy
 from bench.tracking import client, experiment_id
@@ -63,6 +64,30 @@ def test_global_mining_gives_the_single_process_loss_and_gradient():
         assert value == pytest.approx(float(loss.detach()), rel=1e-6)
         for got, want in zip(grads, [p.grad for p in model.parameters()], strict=True):
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def _nan_on_rank0(rank: int, port: int, out: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    terms = {"ce": torch.tensor(float("nan") if rank == 0 else 1.0), "tri": torch.tensor(0.5)}
+    skipper = FiniteGuard(TrainConfig(on_nonfinite="skip_step", max_skipped_steps=3))
+    out[rank, "skip"] = (skipper.loss_ok(terms, 0, 0), skipper.skipped)
+    try:
+        FiniteGuard(TrainConfig()).loss_ok(terms, 0, 1)
+        out[rank, "fail"] = "no error"
+    except NonFiniteError as err:
+        out[rank, "fail"] = str(err)
+    dist.destroy_process_group()
+
+
+def test_a_nan_loss_on_one_rank_stops_or_skips_the_step_on_every_rank():
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_nan_on_rank0, args=(distributed.free_port(), out), nprocs=2)
+        results = dict(out)
+    assert results[0, "skip"] == results[1, "skip"] == (False, 1)
+    assert "step 2: non-finite loss (loss terms: ce=nan" in results[0, "fail"]
+    assert "step 2: non-finite loss on another rank (loss terms: ce=1," in results[1, "fail"]
 
 
 def ddp_suite(epochs: int, **train) -> dict:

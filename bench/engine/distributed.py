@@ -161,6 +161,16 @@ def global_loss(total: torch.Tensor) -> torch.Tensor:
     return total * n - total.detach() * (n - 1)
 
 
+def all_ranks(flag: torch.Tensor) -> bool:
+    """True if ``flag`` (a bool scalar) is true on every rank (collective): ranks that decide
+    alone whether to step would leave the others waiting in the next all-reduce."""
+    if world() == 1:
+        return bool(flag)
+    agreed = flag.to(torch.int32).reshape(1)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return bool(agreed)
+
+
 def mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Each value averaged over the ranks (for logging)."""
     if world() == 1 or not values:

@@ -3,7 +3,9 @@
 A NaN or inf loss term, or a non-finite gradient norm, fails the cell at that step with a
 message naming the epoch, the step, every loss term and what to try. With
 ``train.on_nonfinite: skip_step`` the step is skipped instead (no optimiser update), up to
-``train.max_skipped_steps`` skipped steps per cell; the count is logged each epoch.
+``train.max_skipped_steps`` skipped steps per cell; the count is logged each epoch. Under DDP
+the ranks decide together (a NaN on one rank is a NaN on all), and gradients are checked after
+their all-reduce, where every rank holds the same values.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 from torch import nn
 
 from bench.config import TrainConfig
+from bench.engine import distributed
 from bench.errors import BenchError
 
 
@@ -47,11 +50,15 @@ class FiniteGuard:
         raise NonFiniteError(f"training diverged at {where}; {self._advice()}")
 
     def loss_ok(self, terms: dict[str, torch.Tensor], epoch: int, step: int) -> bool:
-        """True if every loss term is finite (call before ``backward``)."""
+        """True if every loss term is finite on every rank (call before ``backward``): one
+        rank's NaN fails or skips the step on all of them, so that none waits alone in the
+        gradient all-reduce."""
         values = torch.stack([v.detach().float() for v in terms.values()])
-        if bool(torch.isfinite(values).all()):  # one device sync a step
+        local = torch.isfinite(values).all()
+        if distributed.all_ranks(local):  # one device sync a step
             return True
-        return self._bad("non-finite loss", terms, epoch, step)
+        what = "non-finite loss" if not bool(local) else "non-finite loss on another rank"
+        return self._bad(what, terms, epoch, step)
 
     def grads_ok(
         self,
