@@ -139,22 +139,17 @@ def test_frame_separable_methods_embed_a_clip_as_the_pool_of_its_frames(method):
 
 
 def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
+    from test_engine import SUITE
+
     from bench.engine.cell import RunOptions, run_cell
     from bench.export import make_figures
     from bench.report import Report, load_runs, seqlen_caption, seqlen_grids
     from bench.tracking import client, experiment_id
 
-    suite = {
-        "name": "seqlen",
-        "datasets": ["fixture-video"],
-        "methods": ["baseline"],
-        "defaults": {
-            "model": {"backbone": "resnet18"},
-            "data": {"height": 32, "width": 16, "seq_len": 2, "p": 2, "k": 2},
-            "train": {"epochs": 1, "max_steps_per_epoch": 1},
-            "eval": {"seq_lengths": [1, 0], "seq_length_draws": 2},
-        },
-    }
+    train = {"epochs": 1, "max_steps_per_epoch": 1}
+    evaluation = {"seq_lengths": [1, 0], "seq_length_draws": 2}
+    suite = {**SUITE, "name": "seqlen"}
+    suite["defaults"] = {**SUITE["defaults"], "train": train, "eval": evaluation}
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(suite))
     (cell,) = load_suite(in_tmp / "s.yaml").cells()
     mlf = client()
