@@ -32,7 +32,7 @@ def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
     return f"defaults.{section}.{field}"
 
 
-def _held_out(ids: int, fraction: float) -> int:
+def held_out(ids: int, fraction: float) -> int:
     """Identities ``carve_validation`` holds out of ``ids``."""
     return max(2, round(fraction * ids)) if fraction > 0 else 0
 
@@ -62,7 +62,7 @@ def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> No
         if ids is None:
             continue
         train = cell.sections.train
-        usable = ids - _held_out(ids, train.val_fraction)
+        usable = ids - held_out(ids, train.val_fraction)
         p = cell.sections.data.p
         if p > usable:
             held = f" after holding out {ids - usable} for validation" if usable < ids else ""

@@ -152,7 +152,8 @@ def run_tune(
     if method not in suite.spec.methods:
         suite.spec.methods.append(method)
     opts = TuneOptions(method, trials, storage, study_name, val_fraction, out_dir=out, **scale)
-    study, path = tune(client(uri), suite, opts, RunOptions(workdir=workdir, data_root=data_root))
+    run = RunOptions(workdir=workdir.resolve(), data_root=data_root)
+    study, path = tune(client(uri), suite, opts, run)
     best = study.best_trial
     click.echo(
         f"study '{opts.study_name}': {len(finished_trials(study))} trials, best #{best.number} "

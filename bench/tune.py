@@ -2,6 +2,9 @@
 
 Trials train on the training identities minus a held-out validation part and are scored by
 mAP on that part — never on the test split. Per-epoch validation mAP feeds a MedianPruner.
+A suite with a ``pretrain:`` stage tunes warm-started trials, as ``bench run`` would train
+them; the tune's stage leaves the validation identities out too (its own hash, trained once
+before the trials: :func:`bench.warmstart.pretrain_spec`).
 Each trial is a nested MLflow run under one parent run per study (``bench.tune_runs``); the
 best parameters are written as a suite override file that ``bench run -O FILE`` accepts.
 
@@ -27,6 +30,7 @@ import yaml
 
 from bench.atomic import write_text
 from bench.engine.cell import CellStopped, RunOptions, run_cell
+from bench.engine.pretrain import ensure_weights
 from bench.errors import BenchError
 from bench.registry import METHODS
 from bench.suite import Cell, Suite, build_dataset, dataset_spec, deep_merge
@@ -34,6 +38,7 @@ from bench.tracking import client, experiment_id
 from bench.tune_admission import Admission, fail_stale_trials, finished_trials, optimize
 from bench.tune_runs import close_trial_runs, parent_run
 from bench.tune_workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
+from bench.warmstart import PretrainSpec, pretrain_spec
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 log = logging.getLogger("bench")
@@ -62,6 +67,7 @@ class Worker:
     run: RunOptions  # with the study's parent run
     tracking_uri: str
     exp_id: str
+    warm: PretrainSpec | None = None  # the trials' warm start
 
 
 class TrialPruned(CellStopped, optuna.TrialPruned):
@@ -72,11 +78,15 @@ def make_pruner() -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 
 
-def trial_cell(suite: Suite, opts: TuneOptions, override: dict, number: int) -> Cell:
-    """The cell of a trial: the suite's first dataset, the method with the trial's override."""
+def trial_cell(
+    suite: Suite, opts: TuneOptions, override: dict, number: int, warm: PretrainSpec | None = None
+) -> Cell:
+    """The cell of a trial: the suite's first dataset, the method with the trial's override,
+    warm started from ``warm`` when its model is the stage's backbone."""
     name, options = dataset_spec(suite.spec.datasets[0])
     override = deep_merge(override, {"train": {"val_fraction": opts.val_fraction}})
     config, sections = suite.cell_config(opts.method, override, f"trial {number}")
+    sections = warm.warm_started(sections) if warm else sections
     return Cell(
         suite.name, name, options, 0, opts.method, f"trial{number}", opts.seed, config, sections
     )
@@ -89,7 +99,7 @@ def objective(mlf, job: Worker, admission: Admission):
     def score(trial: optuna.Trial) -> float:
         override = search_space(trial)
         admission.admit(trial)
-        cell = trial_cell(job.suite, opts, override, trial.number)
+        cell = trial_cell(job.suite, opts, override, trial.number, job.warm)
 
         def report(epoch: int, evaluate) -> None:
             trial.report(float(evaluate()["mAP"]), epoch)
@@ -155,8 +165,11 @@ def tune(mlf, suite: Suite, opts: TuneOptions, run: RunOptions) -> tuple[optuna.
     exp_id = experiment_id(mlf, f"tune-{opts.study_name}")
     study = open_study(mlf, exp_id, opts)
     parent = parent_run(mlf, exp_id, opts.study_name)
-    job = Worker(suite, opts, replace(run, parent_run_id=parent), mlf.tracking_uri, exp_id)
+    warm = pretrain_spec(suite, run.data_root, (opts.val_fraction, opts.seed))
+    job = Worker(suite, opts, replace(run, parent_run_id=parent), mlf.tracking_uri, exp_id, warm)
     build_dataset(*dataset_spec(suite.spec.datasets[0]), run.data_root).prepare()  # once, here
+    if warm is not None:
+        ensure_weights(warm, mlf, exp_id, run.workdir, run.data_root)
     indices = list(range(opts.first_worker, opts.first_worker + opts.workers))
     failed: dict[int, int] = {}
     if not Admission(opts.trials).full(study):

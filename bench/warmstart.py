@@ -29,8 +29,6 @@ REF = "pretrain:"
 WEIGHTS = "backbone.pt"
 #: The stage's training defaults, between the suite's ``defaults.train`` and ``pretrain.train``.
 STAGE_TRAIN = {"epochs": 8, "lr": 1e-3, "scheduler": "none", "warmup_epochs": 0}
-#: Never changed by a patch: the stage trains on every training identity.
-FIXED_TRAIN = {"val_fraction": 0.0}
 
 
 @dataclass(frozen=True)
@@ -47,10 +45,11 @@ class PretrainSpec:
     train: TrainConfig
     device: str
     config: PretrainConfig
+    holdout_seed: int | None = None  # with train.val_fraction: the ids a tune validates on
 
     def resolved(self) -> dict[str, Any]:
         """Everything that determines the weights (logged as the stage run's params)."""
-        return {
+        resolved = {
             "stage": "pretrain",
             "dataset": {"name": self.dataset, **self.dataset_options},
             "split": self.split,
@@ -59,6 +58,9 @@ class PretrainSpec:
             "train": self.train.model_dump(mode="json"),
             "loss": self.config.model_dump(mode="json", exclude={"dataset", "data", "train"}),
         }
+        if self.holdout_seed is not None:
+            resolved["holdout_seed"] = self.holdout_seed
+        return resolved
 
     def hashed(self) -> dict[str, Any]:
         """The resolved config without what cannot change the weights (as for cells)."""
@@ -141,13 +143,21 @@ def resolve_weights(model: ModelConfig, workdir: Path) -> ModelConfig:
     return model.model_copy(update={"weights": str(path)})
 
 
-def pretrain_spec(suite: Suite, data_root: str | None = None) -> PretrainSpec | None:
+def pretrain_spec(
+    suite: Suite, data_root: str | None = None, holdout: tuple[float, int] | None = None
+) -> PretrainSpec | None:
     """The suite's resolved ``pretrain:`` stage (None without one), validated: the dataset
     names one of the suite's entries with a single split in the grid, the patches validate,
-    and P fits its training identities. Each error names ``pretrain.<key>``."""
+    and P fits its training identities. Each error names ``pretrain.<key>``.
+
+    ``holdout``: a tune's validation (fraction, seed) on the suite's first dataset. When the
+    stage trains on that dataset, it leaves out the same identities (``train.val_fraction``,
+    ``holdout_seed``: :func:`bench.data.validation.carve_validation`), so that no trial is
+    scored on identities its warm start was trained on; the stage then has its own hash."""
     cfg = suite.spec.pretrain
     if cfg is None:
         return None
+    from bench.checks import held_out
     from bench.suite import build_dataset, dataset_spec, deep_merge, raise_validation
 
     entry = _dataset_entry(suite, cfg.dataset)
@@ -167,11 +177,15 @@ def pretrain_spec(suite: Suite, data_root: str | None = None) -> PretrainSpec | 
     except ValidationError as exc:
         raise_validation(suite.path, exc, ("pretrain", "data"))
     train_patch = deep_merge(deep_merge(defaults.train.model_dump(), STAGE_TRAIN), cfg.train)
+    holdout = holdout if entry is suite.spec.datasets[0] else None
+    fraction = holdout[0] if holdout else 0.0  # never a patch's: all training ids, or a tune's
     try:
-        train = TrainConfig.model_validate({**train_patch, **FIXED_TRAIN})
+        train = TrainConfig.model_validate({**train_patch, "val_fraction": fraction})
     except ValidationError as exc:
         raise_validation(suite.path, exc, ("pretrain", "train"))
     ids = dataset.train_identities(splits[0])
+    if ids is not None and fraction:
+        ids -= held_out(ids, fraction)
     if ids is not None and data.p > ids:
         raise ConfigError(
             f"{suite.path}: pretrain.data.p",
@@ -189,6 +203,7 @@ def pretrain_spec(suite: Suite, data_root: str | None = None) -> PretrainSpec | 
         train,
         defaults.runtime.device,
         cfg,
+        holdout[1] if holdout else None,
     )
 
 

@@ -230,3 +230,36 @@ def test_kill9_during_pretraining_then_rerun_finishes(tmp_path, monkeypatch):
     assert [r.info.status for r in cells] == ["FINISHED", "FINISHED"]
     assert all(r.data.params["model.weights"].startswith("pretrain:") for r in cells)
     assert not list((tmp_path / ".bench" / "pretrain").glob("*/.*tmp*"))  # no partial file
+
+
+def test_tune_warm_starts_its_trials_from_a_stage_without_the_validation_ids(in_tmp, monkeypatch):
+    from bench.data.validation import carve_validation
+
+    write(in_tmp, suite_spec({"train": {"epochs": 1}}))
+    seen, weights = [], []
+    real_loader, real_build = pretrain.train_loader, cell_module.build_method
+
+    def loader(tracks, *args, **kwargs):
+        seen.extend(tracks)
+        return real_loader(tracks, *args, **kwargs)
+
+    def build(cell, *args, **kwargs):
+        weights.append(cell.sections.model.weights)
+        return real_build(cell, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "train_loader", loader)
+    monkeypatch.setattr(cell_module, "build_method", build)
+    invoke("tune", "baseline", "--trials", "2", "--suite", "tiny.yaml", "--seed", "3")
+
+    suite = load_suite("tiny.yaml")
+    spec = pretrain_spec(suite, None, (0.25, 3))
+    assert spec.hash != pretrain_spec(suite).hash and spec.resolved()["holdout_seed"] == 3
+    assert weights == [spec.ref, spec.ref]  # both trials, from the tune's own stage
+    dataset = build_dataset(spec.dataset, spec.dataset_options, None)
+    validation = carve_validation(dataset.load_split(0), 0.25, 3)
+    validated = {t.pid for t in validation.query}
+    assert set(seen) == set(validation.train) and not {t.pid for t in seen} & validated
+    mlf = MlflowClient("sqlite:///mlflow.db")
+    exp = mlf.get_experiment_by_name("tune-baseline-synthetic-video").experiment_id
+    (stage,) = mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")
+    assert stage.data.params["train.val_fraction"] == "0.25"

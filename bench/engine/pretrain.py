@@ -37,6 +37,7 @@ import yaml
 from bench.atomic import atomic_path
 from bench.data.base import Split, Tracklet
 from bench.data.loader import train_loader
+from bench.data.validation import carve_validation
 from bench.engine import killpoints
 from bench.engine.cell import _param, log_metrics, placement_tags, seed_everything
 from bench.engine.device import Placement, place, resolve_device
@@ -196,7 +197,10 @@ def train_backbone(
     """Train :class:`FrameReID` on the training identities and write ``backbone.pt``."""
     dataset = build_dataset(spec.dataset, spec.dataset_options, data_root)
     dataset.prepare()
-    tracks = training_tracklets(dataset.load_split(spec.split), spec.label)
+    split = dataset.load_split(spec.split)
+    if spec.train.val_fraction > 0:  # a tune's stage: its validation ids left out
+        split = carve_validation(split, spec.train.val_fraction, spec.holdout_seed)
+    tracks = training_tracklets(split, spec.label)
     where = Placement(resolve_device(spec.device), spec.train.precision, spec.train.channels_last)
     seed_everything(spec.config.seed)
     num_classes = len({t.pid for t in tracks})
