@@ -4,6 +4,7 @@ failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in bench.expor
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
 DELTA_METRICS = ("R1", "mAP", "mINP", "rerank.R1", "rerank.mAP")
 PAPER_METRICS = ("R1", "R5", "R10", "R20", "mAP")
 KEYS = ["tags.method", "tags.variant"]
+CELL_KEYS = [*KEYS, "tags.dataset", "tags.seed", "tags.split"]
+log = logging.getLogger("bench")
 Row = tuple[str, str]  # (method, variant)
 DEFAULT_REFERENCE: Row = ("baseline", "default")
 
@@ -32,7 +35,26 @@ def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.D
         return df
     # the newest run of a config counts (a --force rerun, or one by newer code, replaces it)
     df = df.sort_values("start_time")
-    return df[~config_keys(df).duplicated(keep="last")]
+    return newest_per_cell(df[~config_keys(df).duplicated(keep="last")])
+
+
+def newest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """One run per cell (method, variant, dataset, seed, split): the newest configuration's.
+    An experiment that holds two configurations of a cell (the suite edited, or run with
+    ``-o``) would otherwise average them as if they were more seeds; the older ones are left
+    out with a warning."""
+    cells = df.reindex(columns=CELL_KEYS).fillna("0").astype(str)
+    older = cells.duplicated(keep="last")
+    if older.any():
+        first = cells[older].iloc[0]
+        log.warning(
+            "report: %d run(s) of an older configuration of the same cell left out (e.g. "
+            "%s/%s on %s, seed %s); give each configuration its own experiment "
+            "(-o name=...) to report both",
+            int(older.sum()),
+            *first[["tags.method", "tags.variant", "tags.dataset", "tags.seed"]],
+        )
+    return df[~older]
 
 
 def config_keys(df: pd.DataFrame) -> pd.Series:

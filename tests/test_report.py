@@ -255,3 +255,20 @@ def test_caption_counts_queries_and_identities_over_splits():
     facts = dataset_facts(df, {"b": split0, "c": split1})["d"]
     assert (facts.queries, facts.identities, facts.seeds, facts.splits) == (5, 4, 2, 2)
     assert dataset_facts(df, {"b": split0})["d"].queries is None  # split 1 has no results
+
+
+def test_an_older_configuration_of_a_cell_is_left_out_with_a_warning(caplog):
+    from bench.report import newest_per_cell
+
+    df = runs(
+        [
+            ("baseline", "default", "d", 0, {"R1": 10.0}),  # seed 0, then run again with -o
+            ("baseline", "default", "d", 1, {"R1": 20.0}),
+            ("baseline", "default", "d", 0, {"R1": 50.0}),
+        ]
+    )
+    assert list(newest_per_cell(df)["metrics.R1"]) == [20.0, 50.0]
+    assert "1 run(s) of an older configuration of the same cell left out" in caplog.text
+    assert "baseline/default on d, seed 0" in caplog.text
+    caplog.clear()
+    assert len(newest_per_cell(df.iloc[:2])) == 2 and not caplog.text
