@@ -37,6 +37,7 @@ from bench.data.base import ReIDDataset, Split, Tracklet
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
 from bench.suite import (
+    ROLES,
     CrossSpec,
     DatasetSpec,
     TrainSide,
@@ -45,7 +46,6 @@ from bench.suite import (
     raise_validation,
 )
 
-ROLES = ("train", "test")
 #: Options that do not change which data a side is (ignored when comparing the two sides).
 NOT_DATA = ("root", "splits")
 

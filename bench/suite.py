@@ -76,6 +76,10 @@ DatasetSide = Annotated[
 ]
 
 
+#: The two sides of a cross-dataset entry.
+ROLES = ("train", "test")
+
+
 class CrossSpec(BaseModel):
     """A cross-dataset entry: train on ``train``'s training split, test on ``test``'s test
     split (bench/cross.py); each side a dataset name or a spec with options."""
@@ -213,7 +217,7 @@ def with_options(
     if not patch:
         return entry
     if isinstance(entry, CrossSpec):
-        sides = {role: with_options(getattr(entry, role), patch) for role in ("train", "test")}
+        sides = {role: with_options(getattr(entry, role), patch) for role in ROLES}
         return entry.model_copy(update=sides)
     if isinstance(entry, str):
         return DatasetSpec(name=entry, **patch)
