@@ -390,6 +390,16 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
         assert ev.clip_stride == c.sections.data.seq_len // 2, c.label
 
 
+def test_the_main_suites_row_is_the_form_the_ablation_reading_recommends():
+    """reports/rgsa-rgtr-ablations.md: residual RGTR with BN-necks (rgtr-residual-neck-bn)."""
+    suite = load_suite(SUITE.parent.parent / "video.yaml", ["datasets=[fixture-video]"])
+    config, *others = [c.method_config for c in suite.cells() if c.method == "rgsa-rgtr"]
+    ablation = load_suite(SUITE, ["datasets=[fixture-video]"])
+    row = next(c.method_config for c in ablation.cells() if c.variant == "rgtr-residual-neck-bn")
+    assert all(c == config for c in others) and config == row
+    assert (config.rgtr_residual, config.neck) == (True, "bn")
+
+
 # --- deviations and the test protocol --------------------------------------------------------
 
 BATCH = {"clips": torch.randn(4, 2, 3, 64, 32), "pids": torch.tensor([0, 0, 1, 1])}
