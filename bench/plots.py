@@ -11,16 +11,30 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.atomic import atomic_path  # noqa: E402
 
+#: line styles cycled after the 10 colours, so that no two of up to 40 curves look alike
+STYLES = ("-", "--", ":", "-.")
+
+
+def curve_style(i: int) -> dict[str, str]:
+    """The colour and line style of the i-th curve: distinct for the first 40."""
+    return {"color": f"C{i % 10}", "linestyle": STYLES[i // 10 % len(STYLES)]}
+
 
 def cmc_figure(curves: dict[str, list[float]], title: str, path: Path) -> Path:
-    """One CMC curve (rank 1..len, percent) per label, saved to ``path``."""
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=120)
-    for label, curve in curves.items():
-        ax.plot(range(1, len(curve) + 1), curve, label=label, linewidth=1.5)
+    """One CMC curve (rank 1..len, percent) per label, saved to ``path``; the legend sits
+    outside the axes, in rank-1 order, so that it hides no curve however many rows there are."""
+    fig, ax = plt.subplots(figsize=(5 + 2.5 * (len(curves) > 6), 3.6), dpi=120)
+    order = sorted(curves, key=lambda label: -curves[label][0] if curves[label] else 0)
+    for i, label in enumerate(order):
+        curve = curves[label]
+        ax.plot(range(1, len(curve) + 1), curve, label=label, linewidth=1.5, **curve_style(i))
     ax.set(xlabel="rank", ylabel="matching rate (%)", title=title, ylim=(0, 100))
     ax.set_xscale("log")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    if len(curves) > 6:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)

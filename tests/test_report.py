@@ -272,3 +272,12 @@ def test_an_older_configuration_of_a_cell_is_left_out_with_a_warning(caplog):
     assert "baseline/default on d, seed 0" in caplog.text
     caplog.clear()
     assert len(newest_per_cell(df.iloc[:2])) == 2 and not caplog.text
+
+
+def test_cmc_figure_draws_many_rows_distinctly(tmp_path):
+    from bench.plots import cmc_figure, curve_style
+
+    assert len({tuple(curve_style(i).values()) for i in range(40)}) == 40
+    curves = {f"row {i}": [i + 1.0, i + 2.0, i + 3.0] for i in range(15)}
+    path = cmc_figure(curves, "CMC", tmp_path / "cmc.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
