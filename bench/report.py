@@ -43,7 +43,7 @@ def newest_per_cell(df: pd.DataFrame) -> pd.DataFrame:
     An experiment that holds two configurations of a cell (the suite edited, or run with
     ``-o``) would otherwise average them as if they were more seeds; the older ones are left
     out with a warning."""
-    cells = df.reindex(columns=CELL_KEYS).fillna("0").astype(str)
+    cells = df.reindex(columns=CELL_KEYS).astype(object).fillna("0").astype(str)
     older = cells.duplicated(keep="last")
     if older.any():
         first = cells[older].iloc[0]

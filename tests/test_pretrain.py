@@ -259,7 +259,7 @@ def test_tune_warm_starts_its_trials_from_a_stage_without_the_validation_ids(in_
     validation = carve_validation(dataset.load_split(0), 0.25, 3)
     validated = {t.pid for t in validation.query}
     assert set(seen) == set(validation.train) and not {t.pid for t in seen} & validated
-    mlf = MlflowClient("sqlite:///mlflow.db")
+    mlf = MlflowClient(f"sqlite:///{in_tmp / 'mlflow.db'}")  # a relative URI's store is cached
     exp = mlf.get_experiment_by_name("tune-baseline-synthetic-video").experiment_id
     (stage,) = mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")
     assert stage.data.params["train.val_fraction"] == "0.25"
