@@ -434,7 +434,7 @@ def rerank_gains(df: pd.DataFrame, dataset: str) -> dict[str, dict[str, tuple[fl
 
 def seqlen_grids(df: pd.DataFrame) -> dict[tuple[str, str], dict[tuple[int, int], float]]:
     """Mean rank-1 by (probe, gallery) length for each dataset x method that ran the study
-    (its default variant: one heat map per method keeps a report readable)."""
+    (one variant each, :func:`_seqlen_rows`: one heat map per method keeps a report readable)."""
     cols = [c for c in df.columns if c.startswith("metrics.seqlen.R1.")]
     out: dict = {}
     for key, rows in _seqlen_rows(df):
@@ -465,10 +465,17 @@ def seqlen_caption(df: pd.DataFrame, dataset: str, row: str) -> tuple[str, str]:
 
 
 def _seqlen_rows(df: pd.DataFrame):
-    """((dataset, label), runs) of each dataset x method's default variant."""
-    for (ds, m, v), rows in df.groupby(["tags.dataset", *KEYS]):
-        if v == "default":
-            yield (ds, label(m, v)), rows
+    """((dataset, label), runs) of the variant of each dataset x method that ran the study:
+    its default if that did, else the first by name (a suite may give the study a row of its
+    own, as it costs more than a training)."""
+    cols = [c for c in df.columns if c.startswith("metrics.seqlen.R1.")]
+    if not cols:
+        return
+    ran = df[df[cols].notna().any(axis=1)]
+    for (ds, m), rows in ran.groupby(["tags.dataset", "tags.method"]):
+        variants = set(rows["tags.variant"])
+        v = "default" if "default" in variants else sorted(variants)[0]
+        yield (ds, label(m, v)), rows[rows["tags.variant"] == v]
 
 
 def label(method: str, variant: str) -> str:

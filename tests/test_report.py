@@ -281,3 +281,22 @@ def test_cmc_figure_draws_many_rows_distinctly(tmp_path):
     curves = {f"row {i}": [i + 1.0, i + 2.0, i + 3.0] for i in range(15)}
     path = cmc_figure(curves, "CMC", tmp_path / "cmc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_sequence_length_study_may_be_a_row_of_its_own():
+    from bench.report import seqlen_grids
+
+    grid = {"seqlen.R1.q1.g1": 40.0, "seqlen.R1.qall.gall": 60.0}
+    df = runs(
+        [
+            ("baseline", "default", "d", 0, {"R1": 50.0}),
+            ("stal", "default", "d", 0, {"R1": 55.0}),
+            ("stal", "seqlen", "d", 0, {"R1": 55.0, **grid}),
+            ("stal", "seqlen", "d", 1, {"R1": 57.0, **{k: v + 2 for k, v in grid.items()}}),
+        ]
+    )
+    assert seqlen_grids(df) == {("d", "stal (seqlen)"): {(1, 1): 41.0, (0, 0): 61.0}}
+    with_default = runs([("stal", "default", "d", 0, {"R1": 55.0, **grid})])
+    assert seqlen_grids(pd.concat([df, with_default])) == {
+        ("d", "stal"): {(1, 1): 40.0, (0, 0): 60.0}
+    }
