@@ -50,15 +50,18 @@ def make_figures(mlf, report: Report, out_dir: Path) -> None:
             path = rerank_figure(gains, f"re-ranking on {ds}", figures / name)
             report.figures.append((f"re-ranking gain on {ds}", path))
     for (ds, row), grid in seqlen_grids(df).items():
-        name = f"{slug}-{slug_of(ds)}-{row}-seqlen.png".replace(" ", "")
+        name = f"{slug}-{slug_of(ds)}-{slug_of(row)}-seqlen.png"
         short, caption = seqlen_caption(df, ds, row)
         path = heatmap_figure(grid, f"{row} on {ds}\n{short}", figures / name)
         report.figures.append((f"sequence lengths, {row} on {ds}: {caption}", path))
 
 
 def slug_of(name: str) -> str:
-    """A file-name part: no '/', and a cross-dataset 'a→b' as 'a-to-b'."""
-    return name.replace("/", "-").replace("→", "-to-")
+    """A file-name part and link target: no '/', spaces or parentheses ('stal (seqlen)' as
+    'stal-seqlen'), and a cross-dataset 'a→b' as 'a-to-b'."""
+    for old, new in (("/", "-"), ("→", "-to-"), (" (", "-"), ("(", "-"), (")", ""), (" ", "-")):
+        name = name.replace(old, new)
+    return name
 
 
 def _sections(report: Report) -> list[tuple[str, object]]:

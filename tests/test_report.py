@@ -300,3 +300,10 @@ def test_the_sequence_length_study_may_be_a_row_of_its_own():
     assert seqlen_grids(pd.concat([df, with_default])) == {
         ("d", "stal"): {(1, 1): 40.0, (0, 0): 60.0}
     }
+
+
+def test_figure_names_are_plain_link_targets():
+    from bench.export import slug_of
+
+    assert slug_of("stal (seqlen)") == "stal-seqlen" and slug_of("a→b") == "a-to-b"
+    assert slug_of("synthetic-video/x y") == "synthetic-video-x-y"
