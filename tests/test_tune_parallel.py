@@ -150,7 +150,7 @@ def running_trial_with_run(storage: str, tracking: str):
 @pytest.mark.slow
 def test_a_killed_worker_leaves_no_running_trial_or_run(tiny):
     storage, tracking = "sqlite:///optuna.db", f"sqlite:///{tiny / 'mlflow.db'}"
-    driver = bench_process(*tune_args(2, "--workers", "2", *FAST_HEARTBEAT, "-o", "train.epochs=2"))
+    driver = bench_process(*tune_args(2, "--workers", "2", *FAST_HEARTBEAT, "-o", "train.epochs=8"))
     deadline = time.time() + 300
     while (victim := running_trial_with_run(storage, tracking)) is None:
         assert driver.poll() is None, driver.communicate()[0].decode()[-3000:]
