@@ -1,6 +1,6 @@
 """The code version of a cell: a fingerprint of the code that can change its numbers.
 
-A cell's config hash and train hash (:class:`bench.suite.Cell`) include it, so that a fixed
+A cell's config hash and train hash (:class:`bench.suite.schema.Cell`) include it, so that a fixed
 bug never reuses stale weights or skips a stale cell. It covers
 
 - the **harness**: every module of the ``bench`` package except those listed in
@@ -20,13 +20,18 @@ bug never reuses stale weights or skips a stale cell. It covers
   file it reads);
 - the **dataset** plugin's modules outside ``bench`` (a third-party dataset), found the same way.
 
-What is hashed is the code, not its formatting: each module's ``ast.dump()`` with docstrings
-dropped, so a comment, a docstring or a reformat changes nothing while any code change does.
-Modules are taken in sorted order under names relative to their package root, so the
-fingerprint does not depend on where the checkout lives; it does depend on the Python version
-(``ast.dump`` may change between versions). Third-party libraries (torch, timm, ...) are not
-fingerprinted: their versions are in every run's tags; nor is what a plugin imports from outside
-its own package (its ``version`` covers that). Each fingerprint is computed once per process,
+What is hashed is the code, not its formatting or where it sits: each module's ``ast.dump()``
+with docstrings dropped, so a comment, a docstring or a reformat changes nothing while any code
+change does. An import of another module of the same code (``bench``, or the plugin's own
+package) is hashed as that module's code, not its dotted name, and the modules are combined
+as a sorted list of digests without their paths: moving a module to another package (and
+rewriting the imports that name it) changes no fingerprint, while pointing an import at
+other code does (:func:`module_digest`). Modules without code (a package's docstring-only
+``__init__.py``) count for nothing. The fingerprint does not depend on where the checkout
+lives; it does depend on the Python version (``ast.dump`` may change between versions).
+Third-party libraries (torch, timm, ...) are not fingerprinted: their versions are in every
+run's tags; nor is what a plugin imports from outside its own package (its ``version`` covers
+that). Each fingerprint is computed once per process,
 from each module's analysis, cached on disk by the module's content (:func:`cache_file`):
 0.02 s warm, 0.7 s cold on a loaded 2-core machine (``benchmarks/fingerprint.py``).
 """
@@ -101,29 +106,47 @@ def _drop_docstrings(tree: ast.AST) -> ast.AST:
             and isinstance(body[0].value, ast.Constant)
             and isinstance(body[0].value.value, str)
         ):
-            node.body = body[1:] or [ast.Pass()]
+            keep_one = not isinstance(node, ast.Module)
+            node.body = body[1:] or ([ast.Pass()] if keep_one else [])
     return tree
 
 
-def analyse(source: str) -> tuple[str, Imports]:
-    """(fingerprint, imports) of one module's source: the fingerprint of its AST without
-    docstrings (of the raw text if it does not parse)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return _digest(["unparsed", source]), []
+def _blank_imports(tree: ast.AST) -> Imports:
+    """The import statements of ``tree`` in walk order, their module names blanked in the tree
+    (the names come back as :func:`module_digest`'s import tokens)."""
     imports: Imports = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imports += [(0, alias.name, []) for alias in node.names]
+            for alias in node.names:
+                alias.name = ""
         elif isinstance(node, ast.ImportFrom):
             imports.append((node.level, node.module or "", [a.name for a in node.names]))
-    return _digest([ast.dump(_drop_docstrings(tree))]), imports
+            node.module, node.level = None, 0
+    return imports
+
+
+def analyse(source: str) -> tuple[str, Imports]:
+    """(skeleton, imports) of one module's source: the digest of its AST without docstrings and
+    without the module names of its imports (of the raw text if it does not parse), and the
+    import statements as (level, module, imported names)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _digest(["unparsed", source]), []
+    imports = _blank_imports(_drop_docstrings(tree))
+    return _digest([ast.dump(tree)]), imports
+
+
+#: The skeleton of a module without code (only a docstring, or nothing).
+EMPTY = analyse("")[0]
 
 
 def source_digest(source: str) -> str:
-    """The fingerprint of one module's source (see :func:`analyse`)."""
-    return analyse(source)[0]
+    """The fingerprint of one module's source, its imports taken as named (see
+    :func:`analyse`)."""
+    skeleton, imports = analyse(source)
+    return _digest([skeleton, *(f"{lv} {mod} {names}" for lv, mod, names in imports)])
 
 
 @functools.cache
@@ -145,7 +168,7 @@ def _facts(path: Path) -> tuple[str, Imports]:
 _DIRTY: list[str] = []
 CACHE_ENTRIES = 4096
 #: Part of every disk cache key: change it when :func:`analyse` changes.
-ANALYSIS = "ast-without-docstrings-1"
+ANALYSIS = "ast-without-docstrings-or-import-names-2"
 
 
 def cache_file() -> Path:
@@ -182,18 +205,79 @@ def _excluded(rel: str) -> bool:
     return any(rel == entry or rel.startswith(entry + "/") for entry in NOT_RESULT_CODE)
 
 
+def _not_result(path: Path) -> bool:
+    """Whether a module file of ``bench`` is listed in :data:`NOT_RESULT_CODE`."""
+    return path.is_relative_to(BENCH) and _excluded(path.relative_to(BENCH).as_posix())
+
+
 def harness_modules() -> list[str]:
     """The ``bench`` modules in the fingerprint, as sorted paths relative to the package."""
     paths = (p.relative_to(BENCH).as_posix() for p in BENCH.rglob("*.py"))
     return sorted(rel for rel in paths if not _excluded(rel))
 
 
+def _module_name(rel: str, top: str = "bench") -> str:
+    """``engine/cell.py`` -> ``bench.engine.cell``; ``eval/__init__.py`` -> ``bench.eval``."""
+    parts = rel.removesuffix(".py").split("/")
+    return ".".join([top, *(parts[:-1] if parts[-1] == "__init__" else parts)])
+
+
 @functools.cache
 def harness_fingerprint() -> str:
     """The fingerprint of the harness code that can change results (see the module docs)."""
-    digest = _digest([f"{rel} {_facts(BENCH / rel)[0]}" for rel in harness_modules()])
+    digests = []
+    for rel in harness_modules():
+        if _facts(BENCH / rel)[0] != EMPTY:
+            digests.append(module_digest(_module_name(rel), BENCH / rel))
     _save_cache()
-    return digest
+    return _digest(sorted(digests))
+
+
+def _absolute(package: str, level: int, module: str) -> str:
+    """The absolute name of an import relative to ``package`` (``level`` dots)."""
+    if not level:
+        return module
+    anchor = package.split(".")[: len(package.split(".")) - level + 1]
+    return ".".join([*anchor, *([module] if module else [])])
+
+
+def _import_tokens(name: str, path: Path, deep: bool) -> list[str]:
+    """One token per import: an outside module by its name; a module of the same code
+    (``bench``, or ``name``'s own top-level package) by its code (:func:`_shallow_digest`) when
+    ``deep`` (a module of :data:`NOT_RESULT_CODE` as such), else as ``local``; with ``deep``, each imported name that is a module of the
+    same code gets a token too."""
+    local = {"bench", name.split(".")[0]}
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tokens = []
+    for level, module, names in _facts(path)[1]:
+        absolute = _absolute(package, level, module) if deep or not level else name
+        top = absolute.split(".")[0]
+        if top not in local:
+            tokens.append(f"{absolute} {names}")
+        elif not deep:
+            tokens.append("local")
+        else:
+            for i, target in enumerate([absolute, *(f"{absolute}.{n}" for n in names)]):
+                found = _find(target)
+                if found is not None and _not_result(found):
+                    tokens.append(f"{i} not-result-code")  # its code cannot change results
+                elif found is not None:
+                    tokens.append(f"{i} {_shallow_digest(found, top)}")
+                elif not i:
+                    tokens.append(f"0 {target}")  # not a file (a namespace package)
+    return tokens
+
+
+@functools.cache
+def _shallow_digest(path: Path, top: str) -> str:
+    """A module's code (of package ``top``) with every import of the same code as ``local``."""
+    return _digest([_facts(path)[0], *_import_tokens(top, path, deep=False)])
+
+
+def module_digest(name: str, path: Path) -> str:
+    """The fingerprint of module ``name`` at ``path``: its code, with each import of the same
+    code (``bench``, or ``name``'s own package) hashed as the imported module's code."""
+    return _digest([_facts(path)[0], *_import_tokens(name, path, deep=True)])
 
 
 def _module_file(name: str) -> Path | None:
@@ -222,9 +306,7 @@ def _imported(name: str, imports: Imports, is_package: bool) -> set[str]:
     package = name if is_package else name.rpartition(".")[0]
     out = set()
     for level, module, names in imports:
-        if level:
-            anchor = package.split(".")[: len(package.split(".")) - level + 1]
-            module = ".".join([*anchor, *([module] if module else [])])
+        module = _absolute(package, level, module)
         out.update([module, *(f"{module}.{n}" for n in names)])
     parts = [m.split(".") for m in out if m]
     return {".".join(p[:i]) for p in parts for i in range(1, len(p) + 1)}
@@ -267,7 +349,7 @@ def plugin_fingerprint(cls: type, base: type) -> str:
     if isinstance(config, type) and issubclass(config, MethodConfig):
         classes += [c for c in config.__mro__ if issubclass(c, MethodConfig)]
     modules = plugin_modules(tuple(classes))
-    parts = [f"{name} {_facts(path)[0]}" for name, path in sorted(modules.items())]
+    parts = sorted(module_digest(name, path) for name, path in modules.items())
     # a class defined where no source file is (an interactive session): its name only
     unread = {f"{c.__module__}.{c.__qualname__}" for c in classes if c.__module__ not in modules}
     unread = {name for name in unread if name.split(".")[0] != "bench"}
