@@ -34,7 +34,7 @@ class MethodConfig(Section):
 
     def eval_defaults(self, data: DataConfig) -> dict[str, Any]:
         """``eval`` settings this method tests with unless a suite sets them explicitly (its
-        own test protocol); applied by :func:`bench.suite.resolve_eval`."""
+        own test protocol); applied by :func:`bench.suite.schema.resolve_eval`."""
         return {}
 
 
@@ -99,7 +99,7 @@ class TrainConfig(Section):
 
 
 class RerankConfig(Section):
-    """k-reciprocal re-ranking (Zhong et al., CVPR 2017; :mod:`bench.rerank`)."""
+    """k-reciprocal re-ranking (Zhong et al., CVPR 2017; :mod:`bench.eval.rerank`)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

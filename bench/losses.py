@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.distance import METRICS
+from bench.eval.distance import METRICS
 
 
 def cross_entropy(logits: torch.Tensor, pids: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from bench.config import DataConfig, MethodConfig, ModelConfig
-from bench.distance import cosine
+from bench.eval.distance import cosine
 
 Batch = dict[str, torch.Tensor]
 Embedding = dict[str, torch.Tensor]
@@ -41,7 +41,7 @@ class Method(nn.Module):
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     #: bump when the method's results change for a reason its code does not show (its code is
-    #: fingerprinted already, see bench.fingerprint): cells of the old version then run again
+    #: fingerprinted already, see bench.suite.fingerprint): cells of the old version then run again
     version: ClassVar[str] = "1"
     #: set when ``embed`` accepts only clips of one length (e.g. RGTR's per-frame relations)
     fixed_clip_len: int | None = None

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from bench.engine.tracking import tracking_uri
 from bench.errors import BenchError
-from bench.tracking import tracking_uri
 
 
 def check_writable(path: Path, what: str) -> None:

@@ -12,11 +12,11 @@ from bench.engine import distributed
 from bench.engine.cell import RunOptions
 from bench.engine.executors import Launch
 from bench.engine.executors.slurm import check_store
+from bench.engine.tracking import client, tracking_uri
 from bench.errors import BenchError
 from bench.registry import DATASETS, METHODS
-from bench.suite import Cell, Suite, load_suite
-from bench.tracking import client, tracking_uri
-from bench.warmstart import is_ref
+from bench.suite.schema import Cell, Suite, load_suite
+from bench.suite.warmstart import is_ref
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
@@ -90,7 +90,7 @@ def run_pretrain(suite: Suite, uri: str | None, workdir: Path, data_root, force:
     """``bench pretrain``: train (or find) the suite's warm start and say where it is."""
     from bench.engine import store
     from bench.engine.pretrain import ensure_weights
-    from bench.warmstart import pretrain_spec
+    from bench.suite.warmstart import pretrain_spec
 
     spec = pretrain_spec(suite, data_root)
     if spec is None:
@@ -123,7 +123,7 @@ def make_reports(
     formats: tuple[str, ...] = ("md",),
     reference: str | None = None,
 ) -> None:
-    from bench.reporting import write_reports
+    from bench.report.commands import write_reports
 
     write_reports(client(uri), suite, dataset, out, print_table, formats, reference)
 
@@ -144,8 +144,8 @@ def run_tune(
     **scale,
 ) -> None:
     """``scale``: TuneOptions' workers, first_worker, seed and heartbeat."""
-    from bench.tune import TuneOptions, tune
-    from bench.tune_admission import finished_trials
+    from bench.tune.admission import finished_trials
+    from bench.tune.study import TuneOptions, tune
 
     METHODS.get(method)
     suite = load_suite(suite_file, overrides, override_files)

@@ -18,7 +18,7 @@ from tabulate import tabulate
 
 from bench.data.synthetic.agreement import part_iou, pckh
 from bench.data.synthetic.estimate import PCKH, PCKH_MEAN
-from bench.suite import build_dataset, parse_override
+from bench.suite.schema import build_dataset, parse_override
 
 SMALL = {"train_ids": 20, "test_ids": 4, "distractors": 0}
 

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from bench.data.base import Protocol
-from bench.distance import cosine
-from bench.metrics import evaluate
-from bench.streaming import evaluate_features
+from bench.eval.distance import cosine
+from bench.eval.metrics import evaluate
+from bench.eval.streaming import evaluate_features
 
 
 def numpy_evaluate(dist, q_pids, g_pids, q_cams, g_cams, rule: str) -> tuple[float, float]:

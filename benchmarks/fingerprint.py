@@ -1,4 +1,4 @@
-"""What the code fingerprint (bench.fingerprint) adds to a ``bench`` process.
+"""What the code fingerprint (bench.suite.fingerprint) adds to a ``bench`` process.
 
 In fresh processes (``--repeat`` of each), with an empty disk cache (``cold``: every module is
 parsed) and with a filled one (``warm``: what every run after the first sees): the time to
@@ -28,7 +28,7 @@ from bench.registry import DATASETS, METHODS
 import bench.data.base, bench.method
 METHODS.names(); DATASETS.names()
 t1 = time.perf_counter()
-from bench.fingerprint import code_fingerprint
+from bench.suite.fingerprint import code_fingerprint
 for m in ("baseline", "iaunet", "stal", "rgsa-rgtr"):
     code_fingerprint(m, "synthetic-video")
 print(t1 - t0, time.perf_counter() - t1)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.engine import claims  # noqa: E402
-from bench.suite import build_dataset  # noqa: E402
+from bench.suite.schema import build_dataset  # noqa: E402
 from tests.test_cli_e2e import TINY  # noqa: E402
 
 

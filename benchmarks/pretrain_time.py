@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench.engine import store
 from bench.engine.pretrain import ensure_weights, finished_run
-from bench.suite import build_dataset, load_suite
-from bench.tracking import client
-from bench.warmstart import pretrain_spec
+from bench.engine.tracking import client
+from bench.suite.schema import build_dataset, load_suite
+from bench.suite.warmstart import pretrain_spec
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import torch
 from bench.config import DataConfig, EvalConfig, ModelConfig
 from bench.engine.evaluator import score
 from bench.engine.seqlen import sequence_length_study
-from bench.suite import build_dataset
+from bench.suite.schema import build_dataset
 from methods.stal import STAL, STALConfig
 
 

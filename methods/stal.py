@@ -29,8 +29,8 @@ from timm.layers import ConvNormAct
 from torch import nn
 
 from bench.config import DataConfig, ModelConfig
-from bench.distance import euclidean
 from bench.errors import BenchError, DataError
+from bench.eval.distance import euclidean
 from bench.losses import cross_entropy, triplet_from_distances
 from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone, Stage

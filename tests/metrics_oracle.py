@@ -1,4 +1,4 @@
-"""The oracle: bench.metrics as it was before the sort-free evaluator (commit bd58667), kept
+"""The oracle: bench.eval.metrics as it was before the sort-free evaluator (commit bd58667), kept
 verbatim to test that the new evaluator gives the same results.
 
 CMC and mAP for re-ID, vectorised over the gallery.

@@ -1,5 +1,5 @@
 """k-reciprocal re-ranking written loop by loop from the equations of Zhong et al. (CVPR 2017),
-on a full (N, N) float64 distance matrix: the reference for :mod:`bench.rerank`."""
+on a full (N, N) float64 distance matrix: the reference for :mod:`bench.eval.rerank`."""
 
 from __future__ import annotations
 

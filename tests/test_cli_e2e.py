@@ -109,7 +109,7 @@ def check_statistics_and_exports(root, table):
     hand-written reading that survives regeneration (on the runs of the test above)."""
     import csv
 
-    from bench.tracking import client
+    from bench.engine.tracking import client
 
     mlf = client(None)
     exp = mlf.get_experiment_by_name("tiny")
@@ -176,7 +176,7 @@ def test_tune_scores_on_training_identities_only(in_tmp, monkeypatch):
     invoke(
         "tune", "baseline", "--trials", "1", "--suite", "tiny.yaml", "--storage", "sqlite:///o.db"
     )
-    from bench.suite import build_dataset
+    from bench.suite.schema import build_dataset
 
     ds = build_dataset(
         "synthetic-video", {k: v for k, v in TINY["datasets"][0].items() if k != "name"}, None
@@ -200,7 +200,7 @@ def test_user_errors_are_one_clear_line(in_tmp):
 def test_report_table_marks_missing_entries_and_bolds_the_best():
     import pandas as pd
 
-    from bench.report import markdown_table
+    from bench.report.table import markdown_table
 
     rows = [
         ("baseline", "default", "a", 0, 10.0),

@@ -9,11 +9,11 @@ import yaml
 from click.testing import CliRunner
 from fixtures import real_layouts as fx
 
-from bench.cross import load_cell_data
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
-from bench.report import build_table
-from bench.suite import deep_merge, load_suite
+from bench.report.table import build_table
+from bench.suite.cross import load_cell_data
+from bench.suite.schema import deep_merge, load_suite
 
 BASE = {
     "name": "x",
@@ -202,7 +202,7 @@ def run_cli(*args: str) -> str:
 def test_ilidsvid_to_prid2011_end_to_end(in_tmp, real_root):
     """Through the CLI: the cross cells finish, reuse the iLIDS-VID cells' weights, score
     PRID's queries and are reported as ilids-vid→prid2011."""
-    from bench.tracking import client
+    from bench.engine.tracking import client
 
     suite = deep_merge(
         BASE,
@@ -254,7 +254,7 @@ def test_cross_suite_pairs_each_ilidsvid_split_with_the_prid_split(monkeypatch, 
     from pathlib import Path
 
     monkeypatch.setenv("BENCH_DATA_ROOT", str(real_root))
-    monkeypatch.setattr("bench.checks.check_datasets", lambda *args: None)  # P > fixture ids
+    monkeypatch.setattr("bench.suite.checks.check_datasets", lambda *args: None)  # P > fixture ids
     path = Path(__file__).parent.parent / "suites" / "cross.yaml"
     short = "datasets=[ilids-vid, {train: ilids-vid, test: {name: prid2011, min_frames: 3}}]"
     cells = load_suite(path, [short]).cells()

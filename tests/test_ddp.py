@@ -16,9 +16,9 @@ from test_cli_e2e import TINY
 from bench.config import TrainConfig
 from bench.engine import distributed
 from bench.engine.finite import FiniteGuard, NonFiniteError
+from bench.engine.tracking import client, experiment_id
 from bench.errors import BenchError
 from bench.losses import batch_hard_triplet, cross_entropy
-from bench.tracking import client, experiment_id
 
 FEATS = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
 PIDS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])

@@ -14,7 +14,7 @@ from bench.engine.device import Placement, autocast, place, resolve_device, to_d
 from bench.engine.evaluator import extract
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError, ConfigError
-from bench.suite import load_suite
+from bench.suite.schema import load_suite
 
 
 def test_device_resolution_and_clear_errors():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.distance import euclidean
+from bench.eval.distance import euclidean
 from methods.stal import local_distance
 
 

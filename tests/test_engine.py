@@ -13,11 +13,11 @@ from bench.data.loader import train_loader
 from bench.engine import cell as cell_module
 from bench.engine import checkpoint
 from bench.engine.cell import RunOptions, build_method, prepare_split, run_cell
+from bench.engine.tracking import client, experiment_id
 from bench.engine.trainer import Trainer
 from bench.errors import DataError
-from bench.per_query import PER_QUERY, query_values, read_per_query, valid_queries
-from bench.suite import build_dataset, load_suite
-from bench.tracking import client, experiment_id
+from bench.eval.per_query import PER_QUERY, query_values, read_per_query, valid_queries
+from bench.suite.schema import build_dataset, load_suite
 
 SUITE = {
     "name": "engine",

@@ -1,4 +1,4 @@
-"""The code fingerprint (bench.fingerprint): code, not formatting; stable across calls and
+"""The code fingerprint (bench.suite.fingerprint): code, not formatting; stable across calls and
 processes; what it covers; and that the cell hashes carry it."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import fingerprint
-from bench.fingerprint import (
+from bench.suite import fingerprint
+from bench.suite.fingerprint import (
     BENCH,
     NOT_RESULT_CODE,
     code_fingerprint,
@@ -85,14 +85,14 @@ def test_the_harness_covers_the_code_that_computes_results():
         "data/synthetic/store.py",
         "models/backbone.py",
         "losses.py",
-        "metrics.py",
-        "distance.py",
-        "ranking.py",
+        "eval/metrics.py",
+        "eval/distance.py",
+        "eval/ranking.py",
         "method.py",
         "config.py",
     ):
         assert rel in included, rel
-    for rel in ("engine/claims.py", "engine/executors/pool.py", "report.py", "cli.py"):
+    for rel in ("engine/claims.py", "engine/executors/pool.py", "report/table.py", "cli/__init__.py"):
         assert rel not in included, rel
     for entry in NOT_RESULT_CODE:  # no stale entry: each names a module or folder of bench
         assert (BENCH / entry).exists(), entry
@@ -123,7 +123,7 @@ def test_a_method_covers_its_own_modules_and_its_version():
 
 
 PRINT = (
-    "from bench.fingerprint import code_fingerprint, harness_fingerprint; "
+    "from bench.suite.fingerprint import code_fingerprint, harness_fingerprint; "
     "print(harness_fingerprint(), code_fingerprint('stal', 'synthetic-video')['fingerprint'])"
 )
 
@@ -171,14 +171,14 @@ def test_a_damaged_disk_cache_is_computed_again(tmp_path, monkeypatch):
 
 
 def test_the_cell_hashes_carry_the_code(tmp_path, monkeypatch):
-    from bench.suite import load_suite
+    from bench.suite.schema import load_suite
     from tests.test_suite import BASE, write
 
     (cell,) = load_suite(write(tmp_path, BASE)).cells()
     before = (cell.config_key, cell.config_hash, cell.train_hash)
     assert cell.resolved()["code"] == code_fingerprint(cell.method, cell.dataset)
     other = {**cell.code, "fingerprint": "0" * 16}
-    monkeypatch.setattr("bench.suite.code_fingerprint", lambda method, dataset: other)
+    monkeypatch.setattr("bench.suite.schema.code_fingerprint", lambda method, dataset: other)
     assert cell.config_key == before[0]  # the config alone
     assert cell.config_hash != before[1] and cell.train_hash != before[2]
     assert cell.resolved()["code"]["fingerprint"] == "0" * 16
@@ -189,9 +189,9 @@ def test_other_code_neither_skips_a_finished_cell_nor_reuses_its_weights(in_tmp,
 
     from bench.engine import stale
     from bench.engine.cell import RunOptions, run_cell
+    from bench.engine.tracking import client, experiment_id
     from bench.engine.trainer import Trainer
-    from bench.suite import load_suite
-    from bench.tracking import client, experiment_id
+    from bench.suite.schema import load_suite
     from tests.test_engine import SUITE
 
     spec = {**SUITE, "ablations": {"baseline": [{"name": "long-clips", "eval": {"clip_len": 4}}]}}
@@ -204,7 +204,7 @@ def test_other_code_neither_skips_a_finished_cell_nor_reuses_its_weights(in_tmp,
     old_hash = default.config_hash
 
     other = {**default.code, "fingerprint": "f" * 16}  # the code changed
-    monkeypatch.setattr("bench.suite.code_fingerprint", lambda method, dataset: other)
+    monkeypatch.setattr("bench.suite.schema.code_fingerprint", lambda method, dataset: other)
     assert default.config_hash != old_hash
     assert stale.count_stale(mlf, exp, [default, long_clips]) == 1
     reused = run_cell(mlf, exp, default, RunOptions(reuse_stale=True))

@@ -114,8 +114,8 @@ def test_a_code_change_reruns_the_cell_and_reuse_stale_opts_out(tmp_path):
     assert len({r.data.tags["config_key"] for r in runs}) == 1
 
     # the report counts the config once: its newest run; config.yaml and params show the code
-    from bench.report import load_runs
-    from bench.tracking import client
+    from bench.engine.tracking import client
+    from bench.report.table import load_runs
 
     mlf = client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     newest = max(runs, key=lambda r: r.info.start_time)

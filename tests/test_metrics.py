@@ -5,7 +5,7 @@ import torch
 from metrics_oracle import evaluate as oracle
 
 from bench.data.base import Protocol
-from bench.metrics import evaluate
+from bench.eval.metrics import evaluate
 
 
 def run(dist, qp, gp, qc, gc, **protocol):

@@ -167,8 +167,8 @@ def test_a_worker_killed_mid_cell_is_taken_over_from_its_checkpoint(tmp_path):
     import torch
 
     from bench.engine.cell import RunOptions, run_cell
-    from bench.suite import load_suite
-    from bench.tracking import client, experiment_id
+    from bench.engine.tracking import client, experiment_id
+    from bench.suite.schema import load_suite
 
     tiny_suite(tmp_path, epochs=3, ablations=False)
     lease_s = 8.0
@@ -290,8 +290,8 @@ def test_slurm_settings_from_suite_file_and_flags_reach_sbatch(tmp_path, monkeyp
 
 def test_an_orphan_running_run_is_closed_when_its_cell_runs_again(in_tmp):
     from bench.engine.cell import RunOptions, run_cell
-    from bench.suite import load_suite
-    from bench.tracking import client, experiment_id
+    from bench.engine.tracking import client, experiment_id
+    from bench.suite.schema import load_suite
 
     (cell,) = load_suite(tiny_suite(in_tmp, ablations=False)).cells()
     mlf = client()

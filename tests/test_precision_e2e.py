@@ -14,9 +14,9 @@ from bench.config import TrainConfig
 from bench.data.loader import train_loader
 from bench.engine.cell import RunOptions, build_method, prepare_split
 from bench.engine.device import Placement, place
+from bench.engine.tracking import client, experiment_id
 from bench.engine.trainer import Trainer
-from bench.suite import load_suite
-from bench.tracking import client, experiment_id
+from bench.suite.schema import load_suite
 
 METHODS = ["baseline", "iaunet", "stal", "rgsa-rgtr"]
 

@@ -19,10 +19,10 @@ from bench.cli import cli
 from bench.engine import cell as cell_module
 from bench.engine import pretrain
 from bench.errors import ConfigError
-from bench.filelock import exclusive
-from bench.report import load_runs
-from bench.suite import build_dataset, load_suite
-from bench.warmstart import pretrain_spec
+from bench.files.lock import exclusive
+from bench.report.table import load_runs
+from bench.suite.schema import build_dataset, load_suite
+from bench.suite.warmstart import pretrain_spec
 from tests.test_cli_e2e import TINY
 from tests.test_parallel import ROOT, bench
 
@@ -106,7 +106,7 @@ def test_a_bad_pretrain_section_names_its_key(tmp_path, section, where):
 def test_the_stage_lock_is_exclusive_across_processes(tmp_path):
     lock = tmp_path / "pretrain" / ".lock"
     code = (
-        "import sys; from pathlib import Path; from bench.filelock import exclusive\n"
+        "import sys; from pathlib import Path; from bench.files.lock import exclusive\n"
         f"with exclusive(Path({str(lock)!r})): Path({str(tmp_path / 'got')!r}).write_text('x')"
     )
     with exclusive(lock):

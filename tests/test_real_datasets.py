@@ -423,7 +423,7 @@ SUITE_DIR = Path(__file__).parent.parent / "suites"
 
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_suite_stops_at_once_without_data(tmp_path, monkeypatch, name):
-    from bench.suite import build_dataset, dataset_spec, load_suite
+    from bench.suite.schema import build_dataset, dataset_spec, load_suite
 
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path))
     with pytest.raises(DataError) as info:
@@ -436,14 +436,14 @@ def test_suite_stops_at_once_without_data(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_suite_has_the_papers_settings(tmp_path, monkeypatch, name):
-    from bench.suite import load_suite
+    from bench.suite.schema import load_suite
 
     folder, build, methods = SUITES[name]
     build(tmp_path / folder)
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path))
     fixture_frames = ["datasets=[{name: prid2011, min_frames: 3}]"] if name == "prid" else []
     # the fixture trees have fewer identities than the papers' P (a check test_reliability tests)
-    monkeypatch.setattr("bench.checks.check_datasets", lambda *args: None)
+    monkeypatch.setattr("bench.suite.checks.check_datasets", lambda *args: None)
     cells = load_suite(SUITE_DIR / f"{name}.yaml", fixture_frames).cells()
     splits = 10 if name in ("ilidsvid", "prid") else 1
     assert len(cells) == splits * len(methods)

@@ -245,7 +245,7 @@ def test_p_and_splits_are_checked_against_a_real_release_index(
     from PIL import Image
 
     from bench.errors import ConfigError
-    from bench.suite import build_dataset, load_suite
+    from bench.suite.schema import build_dataset, load_suite
 
     build(in_tmp / folder)
     dataset = build_dataset(name, {}, str(in_tmp))
@@ -531,7 +531,7 @@ def test_a_diverging_cell_is_failed_with_an_error_tag_and_no_metrics(in_tmp, mon
     (in_tmp / S).write_text(yaml.safe_dump(SUITE))
     result = run_cli(["run", S, "--no-report"])
     assert result.exit_code != 0
-    from bench.tracking import client
+    from bench.engine.tracking import client
 
     mlf = client(None)
     (run,) = mlf.search_runs([mlf.get_experiment_by_name("tiny").experiment_id])
@@ -556,8 +556,8 @@ def _full_disk_write(real):
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from bench.atomic import DiskFullError
     from bench.engine import checkpoint
+    from bench.files.atomic import DiskFullError
 
     path = tmp_path / "cell" / "checkpoint.pt"
     checkpoint.save(path, {"epoch": 1, "w": torch.ones(3)})
@@ -594,8 +594,8 @@ def mount_tmpfs(tmp_path):
 
 
 def test_a_really_full_disk_keeps_the_previous_checkpoint(mount_tmpfs):
-    from bench.atomic import DiskFullError
     from bench.engine import checkpoint
+    from bench.files.atomic import DiskFullError
 
     disk = mount_tmpfs("1m")
     path = disk / "checkpoint.pt"
@@ -609,7 +609,7 @@ def test_a_really_full_disk_keeps_the_previous_checkpoint(mount_tmpfs):
 
 
 def test_atomic_text_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    from bench import atomic
+    from bench.files import atomic
 
     path = tmp_path / "report.md"
     atomic.write_text(path, "old")

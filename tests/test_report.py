@@ -5,11 +5,11 @@ import pytest
 import yaml
 
 from bench.errors import ConfigError
-from bench.papers import METRICS, paper_numbers, parse_groups
 from bench.registry import DATASETS, METHODS
-from bench.report import build_report, build_table, failed_table, paper_table, rerank_gains
-from bench.stats import Difference
-from bench.tables import Interval, Table, Value, to_html, to_latex, to_markdown
+from bench.report.papers import METRICS, paper_numbers, parse_groups
+from bench.report.render import Interval, Table, Value, to_html, to_latex, to_markdown
+from bench.report.stats import Difference
+from bench.report.table import build_report, build_table, failed_table, paper_table, rerank_gains
 
 
 def runs(rows):
@@ -159,7 +159,7 @@ def test_one_table_renders_as_latex_and_html():
 
 
 def test_rerank_gain_and_its_figure(tmp_path):
-    from bench.plots import rerank_figure
+    from bench.report.figures import rerank_figure
 
     df = runs(
         [
@@ -244,7 +244,7 @@ def test_cpu_device_name_is_the_cpu_model_and_core_count():
 def test_caption_counts_queries_and_identities_over_splits():
     import numpy as np
 
-    from bench.report import dataset_facts
+    from bench.report.table import dataset_facts
 
     df = runs([("b", "default", "d", s, {"R1": 1.0}) for s in (0, 1)] * 2)
     df["run_id"] = ["a", "b", "c", "d"]
@@ -258,7 +258,7 @@ def test_caption_counts_queries_and_identities_over_splits():
 
 
 def test_an_older_configuration_of_a_cell_is_left_out_with_a_warning(caplog):
-    from bench.report import newest_per_cell
+    from bench.report.table import newest_per_cell
 
     df = runs(
         [
@@ -275,7 +275,7 @@ def test_an_older_configuration_of_a_cell_is_left_out_with_a_warning(caplog):
 
 
 def test_cmc_figure_draws_many_rows_distinctly(tmp_path):
-    from bench.plots import cmc_figure, curve_style
+    from bench.report.figures import cmc_figure, curve_style
 
     assert len({tuple(curve_style(i).values()) for i in range(40)}) == 40
     curves = {f"row {i}": [i + 1.0, i + 2.0, i + 3.0] for i in range(15)}
@@ -284,7 +284,7 @@ def test_cmc_figure_draws_many_rows_distinctly(tmp_path):
 
 
 def test_the_sequence_length_study_may_be_a_row_of_its_own():
-    from bench.report import seqlen_grids
+    from bench.report.table import seqlen_grids
 
     grid = {"seqlen.R1.q1.g1": 40.0, "seqlen.R1.qall.gall": 60.0}
     df = runs(
@@ -303,7 +303,7 @@ def test_the_sequence_length_study_may_be_a_row_of_its_own():
 
 
 def test_figure_names_are_plain_link_targets():
-    from bench.export import slug_of
+    from bench.report.export import slug_of
 
     assert slug_of("stal (seqlen)") == "stal-seqlen" and slug_of("a→b") == "a-to-b"
     assert slug_of("synthetic-video/x y") == "synthetic-video-x-y"

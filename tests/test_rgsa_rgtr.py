@@ -17,7 +17,7 @@ from bench.errors import BenchError
 from bench.losses import weighted_triplet
 from bench.models.heads import spatial_avg
 from bench.models.relation import InnerProductRelation, LinearBN, RelationModule, reduced
-from bench.suite import load_suite
+from bench.suite.schema import load_suite
 from methods.rgsa_rgtr import RGSA, RGSARGTR, RGTR, RGSARGTRConfig
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "ablations" / "rgsa-rgtr.yaml"

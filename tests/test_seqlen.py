@@ -10,7 +10,6 @@ import torch
 import yaml
 
 from bench.config import DataConfig, EvalConfig, ModelConfig
-from bench.distance import euclidean
 from bench.engine.evaluator import _unique, extract, score_embeddings
 from bench.engine.seqlen import (
     clip_embedder,
@@ -19,8 +18,9 @@ from bench.engine.seqlen import (
     frame_pooler,
     sequence_length_study,
 )
+from bench.eval.distance import euclidean
 from bench.method import Method
-from bench.suite import build_dataset, load_suite
+from bench.suite.schema import build_dataset, load_suite
 from methods.baseline import Baseline, BaselineConfig
 from methods.stal import STAL, STALConfig
 
@@ -142,9 +142,9 @@ def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
     from test_engine import SUITE
 
     from bench.engine.cell import RunOptions, run_cell
-    from bench.export import make_figures
-    from bench.report import Report, load_runs, seqlen_caption, seqlen_grids
-    from bench.tracking import client, experiment_id
+    from bench.engine.tracking import client, experiment_id
+    from bench.report.export import make_figures
+    from bench.report.table import Report, load_runs, seqlen_caption, seqlen_grids
 
     train = {"epochs": 1, "max_steps_per_epoch": 1}
     evaluation = {"seq_lengths": [1, 0], "seq_length_draws": 2}

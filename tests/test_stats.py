@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.per_query import per_query_columns, query_values, read_per_query, write_per_query
-from bench.stats import bootstrap_differences, compare, split_data
+from bench.eval.per_query import per_query_columns, query_values, read_per_query, write_per_query
+from bench.report.stats import bootstrap_differences, compare, split_data
 
 
 def run(pids, first, ap, camid=None):

@@ -5,15 +5,15 @@ import pytest
 import torch
 from rerank_reference import rerank_reference
 
-import bench.memory
-import bench.rerank
+import bench.eval.memory
+import bench.eval.rerank
 from bench.config import EvalConfig
 from bench.data.base import Protocol
-from bench.distance import cosine, euclidean
-from bench.memory import memory_budget
-from bench.metrics import evaluate
-from bench.rerank import KReciprocal
-from bench.streaming import evaluate_features
+from bench.eval.distance import cosine, euclidean
+from bench.eval.memory import memory_budget
+from bench.eval.metrics import evaluate
+from bench.eval.rerank import KReciprocal
+from bench.eval.streaming import evaluate_features
 from methods.stal import local_distance
 
 
@@ -38,7 +38,7 @@ def feat_cosine(a, b):
 def test_streamed_equals_the_full_matrix_in_small_chunks_and_blocks(monkeypatch, rule):
     qf, gf, ids = clustered(8, 23, 70)
     expected = evaluate(cosine(qf, gf), *ids, Protocol(ap=rule))
-    monkeypatch.setattr(bench.memory, "CPU_BUDGET", 4096)  # gallery blocks of a few items
+    monkeypatch.setattr(bench.eval.memory, "CPU_BUDGET", 4096)  # gallery blocks of a few items
     got = evaluate_features(feat_cosine, {"feat": qf}, {"feat": gf}, ids, Protocol(ap=rule), 5)
     assert got["per_query"] == expected["per_query"]
     assert {k: got[k] for k in ("R1", "mAP", "mINP")} == {
@@ -61,14 +61,14 @@ def test_streamed_stal_part_distance_equals_the_full_matrix():
 
 
 def test_chunks_are_sized_from_free_memory(monkeypatch):
-    assert 0 < memory_budget(torch.device("cpu")) <= bench.memory.CPU_BUDGET
+    assert 0 < memory_budget(torch.device("cpu")) <= bench.eval.memory.CPU_BUDGET
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 2**30, 16 * 2**30))
     assert memory_budget(torch.device("cuda")) == 2 * 2**30
 
 
 @pytest.mark.parametrize(("k1", "k2", "lam"), [(6, 3, 0.3), (20, 6, 0.3), (4, 1, 0.0), (3, 2, 1)])
 def test_rerank_matches_a_loop_over_the_paper_equations(monkeypatch, k1, k2, lam):
-    monkeypatch.setattr(bench.rerank, "ROWS", 7)  # several row steps
+    monkeypatch.setattr(bench.eval.rerank, "ROWS", 7)  # several row steps
     qf, gf, _ = clustered(6, 9, 35, dim=8, seed=k1)
     full = euclidean(torch.cat([qf, gf]), torch.cat([qf, gf]))
     expected = rerank_reference(full.double().numpy(), 9, k1, k2, lam)
@@ -82,7 +82,7 @@ def test_rerank_matches_a_loop_over_the_paper_equations(monkeypatch, k1, k2, lam
 
 
 def test_rerank_is_reported_beside_the_plain_metrics(monkeypatch):
-    monkeypatch.setattr(bench.memory, "CPU_BUDGET", 2**15)  # ranked a few queries at a time
+    monkeypatch.setattr(bench.eval.memory, "CPU_BUDGET", 2**15)  # ranked a few queries at a time
     qf, gf, ids = clustered(8, 20, 60)
     plain = evaluate_features(feat_cosine, {"feat": qf}, {"feat": gf}, ids, Protocol())
     rerank = EvalConfig(rerank={"k1": 6, "k2": 3, "lambda": 0.3}).rerank.model_dump()

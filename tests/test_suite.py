@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from bench.errors import ConfigError
-from bench.suite import deep_merge, load_suite, set_path
+from bench.suite.schema import deep_merge, load_suite, set_path
 
 BASE = {
     "name": "t",

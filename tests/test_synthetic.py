@@ -16,10 +16,10 @@ from bench.data.base import Split, Tracklet
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets, read_index
 from bench.data.synthetic import store as store_module
 from bench.data.synthetic.attributes import PARTS, sample_identities, sharing
-from bench.data.synthetic.difficulty import chance_rank1
 from bench.errors import BenchError, ConfigError
+from bench.eval.difficulty import chance_rank1
 from bench.registry import DATASETS
-from bench.suite import build_dataset
+from bench.suite.schema import build_dataset
 
 TINY = dict(train_ids=6, test_ids=6, distractors=2, cameras=3, min_len=4, max_len=6)
 
@@ -216,7 +216,7 @@ def test_chance_rank1_is_matches_over_valid_gallery_items():
 
 
 def test_cli_make_and_show(made, tmp_path):
-    from bench.data.cli import data
+    from bench.cli.data import data
 
     opts = [x for k, v in TINY.items() for x in ("-o", f"{k}={v}")]
     runner = CliRunner()

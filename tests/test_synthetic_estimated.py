@@ -19,7 +19,7 @@ from bench.data.synthetic.load import roles_of
 from bench.data.synthetic.plan import make_plan
 from bench.engine.cell import RunOptions, _tags
 from bench.errors import ConfigError
-from bench.suite import build_dataset, load_suite
+from bench.suite.schema import build_dataset, load_suite
 
 TINY = dict(train_ids=6, test_ids=6, distractors=2, cameras=3, min_len=4, max_len=6)
 # sha256 over (path, bytes) of every exact mask PNG and keypoints.npy, sorted by path, as

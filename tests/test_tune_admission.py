@@ -16,8 +16,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.tune_admission import ADMISSION, FINISHED, Admission, optimize
-from bench.tune_workers import Heartbeat, open_storage, worker_sampler, worker_seed
+from bench.tune.admission import ADMISSION, FINISHED, Admission, optimize
+from bench.tune.workers import Heartbeat, open_storage, worker_sampler, worker_seed
 
 HEARTBEAT = Heartbeat(interval_s=1, grace_s=4)
 STUDY = "toy"

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from test_cli_e2e import TINY, invoke
 
-from bench.tune_admission import ADMISSION, FINISHED
+from bench.tune.admission import ADMISSION, FINISHED
 
 STUDY = "baseline-synthetic-video"
 SUITE = {
@@ -178,9 +178,9 @@ class PruneOddTrials(optuna.pruners.BasePruner):
 
 @pytest.mark.slow
 def test_pruned_trials_are_pruned_in_mlflow(tiny, monkeypatch):
-    import bench.tune
+    import bench.tune.study
 
-    monkeypatch.setattr(bench.tune, "make_pruner", PruneOddTrials)
+    monkeypatch.setattr(bench.tune.study, "make_pruner", PruneOddTrials)
     invoke(*tune_args(3))
     study = optuna.load_study(study_name=STUDY, storage="sqlite:///optuna.db")
     check_study(study, 3)  # pruned trials count toward the budget

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import yaml
 
-from bench.cross import cross_tags, load_cell_data
 from bench.data.base import Split
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
@@ -32,15 +31,16 @@ from bench.engine import claims, distributed, killpoints, once, stale
 from bench.engine.device import Placement, device_name, place, placement_of, resolve_device
 from bench.engine.evaluator import score
 from bench.engine.seqlen import SeqLenStudy, sequence_length_study
+from bench.engine.tracking import environment_tags, flatten, runs_with_hash
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
+from bench.eval.per_query import PER_QUERY, write_per_query
 from bench.method import Method
-from bench.per_query import PER_QUERY, write_per_query
-from bench.plots import cmc_figure, heatmap_figure
 from bench.registry import METHODS
-from bench.suite import Cell
-from bench.tracking import environment_tags, flatten, runs_with_hash
-from bench.warmstart import resolve_weights
+from bench.report.figures import cmc_figure, heatmap_figure
+from bench.suite.cross import cross_tags, load_cell_data
+from bench.suite.schema import Cell
+from bench.suite.warmstart import resolve_weights
 
 log = logging.getLogger("bench")
 EvalHook = Callable[[int, Callable[[], dict]], None]

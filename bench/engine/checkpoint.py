@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from bench.atomic import atomic_path
 from bench.errors import DataError
+from bench.files.atomic import atomic_path
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

@@ -9,9 +9,9 @@ from bench.config import DataConfig, EvalConfig
 from bench.data.base import Split, Tracklet
 from bench.data.loader import eval_loader
 from bench.engine.device import autocast, float32, placement_of, to_device
+from bench.eval.metrics import split_ids
+from bench.eval.streaming import evaluate_features
 from bench.method import Embedding, Method
-from bench.metrics import split_ids
-from bench.streaming import evaluate_features
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def score_embeddings(
     rerank: bool = False,
 ):
     """Metrics from embeddings of ``_unique(split)`` (probe side and gallery side), streamed
-    (:func:`bench.streaming.evaluate_features`); re-ranked too when ``rerank`` and
+    (:func:`bench.eval.streaming.evaluate_features`); re-ranked too when ``rerank`` and
     ``ev.rerank`` ask for it."""
     index = {t: i for i, t in enumerate(_unique(split))}
     device = next(iter(q_emb.values())).device

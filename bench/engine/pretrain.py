@@ -10,7 +10,7 @@ Objective (:class:`FrameReID`): every frame of a P x K batch of clips (flip and 
 as in the cells) goes through the backbone and a global average pool; a BN-neck and a
 classifier over the training identities give frame-level identity cross-entropy with label
 smoothing, plus ``lambda_triplet`` x the batch-hard triplet loss on the pooled frame features.
-Adam, a few epochs without decay (:data:`bench.warmstart.STAGE_TRAIN`). The training loop is
+Adam, a few epochs without decay (:data:`bench.suite.warmstart.STAGE_TRAIN`). The training loop is
 the cells' :class:`~bench.engine.trainer.Trainer` (progress bar, checkpoint per epoch, resume
 after a kill, NaN guard).
 
@@ -34,23 +34,23 @@ from typing import Any
 import torch
 import yaml
 
-from bench.atomic import atomic_path
 from bench.data.base import Split, Tracklet
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
 from bench.engine import killpoints
 from bench.engine.cell import _param, log_metrics, placement_tags, seed_everything
 from bench.engine.device import Placement, place, resolve_device
+from bench.engine.tracking import environment_tags, flatten
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
-from bench.filelock import exclusive
+from bench.files.atomic import atomic_path
+from bench.files.lock import exclusive
 from bench.losses import batch_hard_triplet, cross_entropy
 from bench.method import Batch, Method
 from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, spatial_avg
-from bench.suite import build_dataset
-from bench.tracking import environment_tags, flatten
-from bench.warmstart import WEIGHTS, PretrainSpec
+from bench.suite.schema import build_dataset
+from bench.suite.warmstart import WEIGHTS, PretrainSpec
 
 log = logging.getLogger("bench")
 STAGE_TAG = "stage"
@@ -101,7 +101,7 @@ def training_tracklets(split: Split, where: str) -> list[Tracklet]:
 
 def warm_start_stage(suite, cells: list, mlf, exp_id: str, workdir: Path, data_root) -> None:
     """Run the suite's stage before its cells, if any of ``cells`` starts from it."""
-    from bench.warmstart import pretrain_spec
+    from bench.suite.warmstart import pretrain_spec
 
     spec = pretrain_spec(suite, data_root)
     if spec is not None and any(c.sections.model.weights == spec.ref for c in cells):

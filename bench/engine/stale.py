@@ -1,6 +1,6 @@
 """Stale runs: FINISHED runs of a cell's config that other code made.
 
-A cell's config hash covers its config and its code (:mod:`bench.fingerprint`), so after a
+A cell's config hash covers its config and its code (:mod:`bench.suite.fingerprint`), so after a
 change to the code that computes it, its finished run no longer counts and the cell runs again.
 Each run is tagged with ``config_hash`` (config and code), ``config_key`` (the config alone) and
 ``code_fingerprint``; a run made before code fingerprints has no ``config_key``, and its
@@ -12,7 +12,7 @@ have such a run; with ``--reuse-stale`` it reuses them instead, and tags the reu
 
 from __future__ import annotations
 
-from bench.suite import Cell
+from bench.suite.schema import Cell
 
 UNKNOWN_CODE = "unknown"  # a run from before code fingerprints
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from bench.engine import claims, stale
-from bench.suite import Cell
-from bench.tracking import runs_with_hash
+from bench.engine.tracking import runs_with_hash
+from bench.suite.schema import Cell
 
 
 def describe(row: dict | None, now: float) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.engine import claims
-from bench.tracking import client, experiment_id, tracking_uri
+from bench.engine.tracking import client, experiment_id, tracking_uri
 
 
 @contextlib.contextmanager

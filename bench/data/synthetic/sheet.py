@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.atomic import atomic_path
 from bench.data.base import Split, Tracklet
 from bench.data.npy import load_array
 from bench.data.synthetic.tracklet import HIDDEN
 from bench.errors import DataError
+from bench.files.atomic import atomic_path
 
 # Part label -> overlay colour (head, upper body, lower body, shoes).
 PART_COLOURS = np.array(

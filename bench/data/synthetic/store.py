@@ -35,7 +35,7 @@ from bench.data.synthetic.estimate import estimate_keypoints, estimate_mask
 from bench.data.synthetic.plan import Plan, make_plan
 from bench.data.synthetic.tracklet import TrackletScene, TrackletSpec
 from bench.errors import DataError
-from bench.filelock import exclusive
+from bench.files.lock import exclusive
 
 INDEX = "index.json"
 

@@ -55,7 +55,7 @@ def launcher_settings(suite_launcher: LauncherConfig, file: str | None, flags: d
     """The suite's ``launcher:`` section <- ``--launcher-config FILE`` <- flags (not None)."""
     from pydantic import ValidationError
 
-    from bench.suite import raise_validation, read_yaml
+    from bench.suite.schema import raise_validation, read_yaml
 
     merged = suite_launcher.model_dump()
     if file:

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from bench.engine import claims, distributed
 from bench.engine.cell import CellResult, RunOptions, run_cell
-from bench.suite import Cell
-from bench.tracking import client
+from bench.engine.tracking import client
+from bench.suite.schema import Cell
 
 log = logging.getLogger("bench")
 

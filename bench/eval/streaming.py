@@ -2,8 +2,8 @@
 
 For each chunk of queries the distances to the gallery are computed block by block (so a
 method's per-call work on the gallery, e.g. normalising it, stays the size of a block), ranked
-(:mod:`bench.ranking`, in slices of the chunk) and dropped: the (Q, G) matrix is never held.
-Chunks are sized from the free memory (:mod:`bench.memory`; ``torch.cuda.mem_get_info`` on
+(:mod:`bench.eval.ranking`, in slices of the chunk) and dropped: the (Q, G) matrix is never held.
+Chunks are sized from the free memory (:mod:`bench.eval.memory`; ``torch.cuda.mem_get_info`` on
 CUDA) unless ``chunk_size`` fixes the queries per chunk.
 """
 
@@ -15,8 +15,8 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.data.base import Protocol
-from bench.memory import PAIR_BYTES, memory_budget, query_rows
-from bench.metrics import Scorer
+from bench.eval.memory import PAIR_BYTES, memory_budget, query_rows
+from bench.eval.metrics import Scorer
 
 Embedding = dict[str, torch.Tensor]
 Distance = Callable[[Embedding, Embedding], torch.Tensor]
@@ -61,7 +61,7 @@ def evaluate_features(
     rerank: dict | None = None,
 ) -> dict[str, object]:
     """Metrics of ``distance`` between query and gallery embeddings (see
-    :meth:`bench.metrics.Scorer.result`); ids = (query pids, gallery pids, query cameras,
+    :meth:`bench.eval.metrics.Scorer.result`); ids = (query pids, gallery pids, query cameras,
     gallery cameras). ``rerank`` = {k1, k2, lambda}: also the k-reciprocal re-ranked metrics,
     as 'rerank.R1' ... 'rerank.mINP' and 'rerank': {'cmc': curve}."""
     device = next(iter(query.values())).device
@@ -76,7 +76,7 @@ def evaluate_features(
     dist_rows = gallery_blocks(distance, gallery, keep, budget // 2)
     reranker = re_scorer = None
     if rerank is not None:
-        from bench.rerank import KReciprocal
+        from bench.eval.rerank import KReciprocal
 
         reranker = KReciprocal(distance, query, gallery, budget, **rerank)
         re_scorer = Scorer(g_pids, g_cams, protocol)

@@ -7,7 +7,7 @@ or a ``{name: ..., <options>}`` spec) expands into one cell per numbered split o
 - **Training identities: the source's training split**, never the whole source. Split ``i``
   trains on the source's split ``i mod n`` (``n`` = the source's number of splits; 0 for a
   single-split source). The training is then exactly the source's own cell's, so the two share
-  one train hash and one set of trained weights (:meth:`bench.suite.Cell.train_hash`), and a
+  one train hash and one set of trained weights (:meth:`bench.suite.schema.Cell.train_hash`), and a
   cross pair of one dataset with itself under other options (clean -> polluted) never trains on
   the identities it tests on.
 - **Test identities: the target's test split** (its query and gallery, its protocol), so the
@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from bench.data.base import ReIDDataset, Split, Tracklet
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
-from bench.suite import (
+from bench.suite.schema import (
     ROLES,
     CrossSpec,
     DatasetSpec,

@@ -30,9 +30,9 @@ from pydantic import (
 
 from bench.config import SECTIONS, Defaults, LauncherConfig, MethodConfig, PretrainConfig
 from bench.errors import ConfigError
-from bench.fingerprint import code_fingerprint
 from bench.registry import DATASETS, METHODS, known_method, method_config
-from bench.strict_yaml import parse_yaml, read_yaml_file
+from bench.suite.fingerprint import code_fingerprint
+from bench.suite.yaml import parse_yaml, read_yaml_file
 
 ROOT_KEYS = (
     "name",
@@ -296,7 +296,7 @@ class Cell:
 
     @property
     def code(self) -> dict[str, str]:
-        """The version of the code that computes this cell (:mod:`bench.fingerprint`)."""
+        """The version of the code that computes this cell (:mod:`bench.suite.fingerprint`)."""
         return dict(code_fingerprint(self.method, self.dataset))
 
     def _result_config(self) -> dict[str, Any]:
@@ -406,7 +406,7 @@ class Suite:
 
     def cells(self, data_root: str | None = None) -> list[Cell]:
         """The grid, in order: dataset x split x method x variant x seed."""
-        from bench.warmstart import pretrain_spec
+        from bench.suite.warmstart import pretrain_spec
 
         out, warm = [], pretrain_spec(self, data_root)
         for i, entry in enumerate(self.spec.datasets):
@@ -446,7 +446,7 @@ class EntrySplits:
 
     def of(self, patch: dict, key: str) -> list:
         """The entry's splits with ``patch`` applied; ``key``: the override named in errors."""
-        from bench.cross import entry_splits  # here: bench.cross imports this module
+        from bench.suite.cross import entry_splits  # here: bench.suite.cross imports this module
 
         name = json.dumps(patch, sort_keys=True)
         if name not in self.expanded:
@@ -501,7 +501,7 @@ def load_suite(
     suite = Suite(str(path), spec, raw)
     check_names(suite)
     cells = suite.cells(data_root)  # validates every override and dataset option
-    from bench.checks import check_cells  # here: bench.checks imports this module
+    from bench.suite.checks import check_cells  # here: bench.suite.checks imports this module
 
     check_cells(suite, cells, data_root)
     return suite
@@ -509,7 +509,7 @@ def load_suite(
 
 def check_names(suite: Suite) -> None:
     """Unknown methods and datasets, repeated datasets, and ablations of methods the suite does
-    not run (backbones: :mod:`bench.checks`)."""
+    not run (backbones: :mod:`bench.suite.checks`)."""
     spec, where = suite.spec, suite.path
     for i, method in enumerate(spec.methods):
         if not known_method(method):
@@ -517,7 +517,10 @@ def check_names(suite: Suite) -> None:
                 f"{where}: methods[{i}]",
                 f"unknown method '{method}'; known: {', '.join(METHODS.names())}",
             )
-    from bench.cross import check_cross, shown_name  # here: bench.cross imports this module
+    from bench.suite.cross import (  # here: bench.suite.cross imports this module
+        check_cross,
+        shown_name,
+    )
 
     shown = []
     for i, ds in enumerate(spec.datasets):

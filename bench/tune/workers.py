@@ -22,7 +22,7 @@ import optuna
 from tqdm.auto import tqdm
 
 from bench.errors import BenchError
-from bench.tune_admission import finished_trials
+from bench.tune.admission import finished_trials
 
 StaleCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 

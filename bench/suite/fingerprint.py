@@ -47,16 +47,14 @@ import os
 import sys
 from pathlib import Path
 
-from bench.atomic import write_text
+from bench.files.atomic import write_text
 
 #: Modules of ``bench`` (paths relative to the package; a folder: all of it) that cannot change
 #: a cell's numbers: commands, reporting, scheduling, bookkeeping. Everything else counts.
 NOT_RESULT_CODE = (
     "__init__.py",  # the package version string
-    "atomic.py",  # how files are written, not what
-    "checks.py",  # validation before a run
-    "cli.py",
-    "data/cli.py",  # the ``bench data`` command
+    "cli",  # argument parsing (``bench data`` too)
+    "distance.py",  # the old path of eval/distance.py, re-exported
     "engine/claims.py",
     "engine/executors",
     "engine/killpoints.py",  # test fault injection
@@ -64,30 +62,22 @@ NOT_RESULT_CODE = (
     "engine/stale.py",
     "engine/status.py",
     "engine/store.py",
+    "engine/tracking.py",
     "errors.py",
-    "export.py",
-    "filelock.py",  # who may write, not what
-    "fingerprint.py",
-    "memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
-    "papers",  # the papers' numbers, shown beside ours
-    "plots.py",
+    "eval/memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
+    "files",  # how files are written and who may write them, not what
     "plugins.py",
     "preflight.py",
     "registry.py",
-    "report.py",
-    "reporting.py",
+    "report",  # tables, intervals (recomputed from the stored per-query results), figures
     "runner.py",
-    "stats.py",  # intervals of the reports, recomputed from the stored per-query results
-    "strict_yaml.py",
-    "suite.py",  # what it derives is the config, hashed as such
-    "tables.py",
-    "tracking.py",
-    "tune.py",  # a trial's config is its cell's config
-    "tune_admission.py",
-    "tune_runs.py",
-    "tune_workers.py",
+    "suite/checks.py",  # validation before a run
+    "suite/fingerprint.py",
+    "suite/schema.py",  # what it derives is the config, hashed as such
+    "suite/yaml.py",
+    "tune",  # a trial's config is its cell's config
 )
-BENCH = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parents[1]
 #: Import statements of a module: (level, module, imported names) each.
 Imports = list[tuple[int, str, list[str]]]
 
@@ -243,9 +233,10 @@ def _absolute(package: str, level: int, module: str) -> str:
 
 def _import_tokens(name: str, path: Path, deep: bool) -> list[str]:
     """One token per import: an outside module by its name; a module of the same code
-    (``bench``, or ``name``'s own top-level package) by its code (:func:`_shallow_digest`) when
-    ``deep`` (a module of :data:`NOT_RESULT_CODE` as such), else as ``local``; with ``deep``, each imported name that is a module of the
-    same code gets a token too."""
+    (``bench``, or ``name``'s own top-level package) by its code (:func:`_shallow_digest`,
+    or as not-result code if :data:`NOT_RESULT_CODE` lists it) when ``deep``, else as
+    ``local``; with ``deep``, each imported name that is a module of the same code gets a token
+    too."""
     local = {"bench", name.split(".")[0]}
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tokens = []

@@ -4,15 +4,15 @@ Trials train on the training identities minus a held-out validation part and are
 mAP on that part — never on the test split. Per-epoch validation mAP feeds a MedianPruner.
 A suite with a ``pretrain:`` stage tunes warm-started trials, as ``bench run`` would train
 them; the tune's stage leaves the validation identities out too (its own hash, trained once
-before the trials: :func:`bench.warmstart.pretrain_spec`).
-Each trial is a nested MLflow run under one parent run per study (``bench.tune_runs``); the
+before the trials: :func:`bench.suite.warmstart.pretrain_spec`).
+Each trial is a nested MLflow run under one parent run per study (``bench.tune.runs``); the
 best parameters are written as a suite override file that ``bench run -O FILE`` accepts.
 
 The driver (:func:`tune`) opens the MLflow store, the experiment, the parent run and the study
 once, then runs the workers (:func:`work`: ``study.optimize`` with the worker's own sampler
 seed), in this process for one worker and in spawned processes for several. Admission
-(``bench.tune_admission``) holds the study at exactly ``trials`` finished trials with distinct
-parameters; heartbeats (``bench.tune_workers``) fail the trials of killed workers. A ``bench
+(``bench.tune.admission``) holds the study at exactly ``trials`` finished trials with distinct
+parameters; heartbeats (``bench.tune.workers``) fail the trials of killed workers. A ``bench
 tune`` on another machine with the same storage URL and study name joins the study.
 """
 
@@ -28,17 +28,17 @@ from typing import Any
 import optuna
 import yaml
 
-from bench.atomic import write_text
 from bench.engine.cell import CellStopped, RunOptions, run_cell
 from bench.engine.pretrain import ensure_weights
+from bench.engine.tracking import client, experiment_id
 from bench.errors import BenchError
+from bench.files.atomic import write_text
 from bench.registry import METHODS
-from bench.suite import Cell, Suite, build_dataset, dataset_spec, deep_merge
-from bench.tracking import client, experiment_id
-from bench.tune_admission import Admission, fail_stale_trials, finished_trials, optimize
-from bench.tune_runs import close_trial_runs, parent_run
-from bench.tune_workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
-from bench.warmstart import PretrainSpec, pretrain_spec
+from bench.suite.schema import Cell, Suite, build_dataset, dataset_spec, deep_merge
+from bench.suite.warmstart import PretrainSpec, pretrain_spec
+from bench.tune.admission import Admission, fail_stale_trials, finished_trials, optimize
+from bench.tune.runs import close_trial_runs, parent_run
+from bench.tune.workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 log = logging.getLogger("bench")

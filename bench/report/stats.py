@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.errors import BenchError
-from bench.per_query import query_values, valid_queries
+from bench.eval.per_query import query_values, valid_queries
 
 Columns = dict[str, np.ndarray]
 RunSet = dict[tuple[int, int], Columns]  # (split, seed) -> per-query columns

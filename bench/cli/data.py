@@ -26,7 +26,7 @@ def _options(f):
 
 
 def _dataset(name: str, root: str | None, options: tuple[str, ...], command: str) -> ReIDDataset:
-    from bench.suite import build_dataset, parse_override
+    from bench.suite.schema import build_dataset, parse_override
 
     values = dict(parse_override(text) for text in options)
     if root is not None:
@@ -67,7 +67,7 @@ def make(name: str, root: str | None, options: tuple[str, ...], difficulty: bool
         click.echo(f"split {index}:\n{describe(split)}")
         _print_sharing(dataset)
         if difficulty:
-            from bench.data.synthetic.difficulty import histogram_baseline
+            from bench.eval.difficulty import histogram_baseline
 
             for person_only in (False, True):
                 r = histogram_baseline(split, person_only)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.atomic import atomic_path  # noqa: E402
+from bench.files.atomic import atomic_path  # noqa: E402
 
 #: line styles cycled after the 10 colours, so that no two of up to 40 curves look alike
 STYLES = ("-", "--", ":", "-.")

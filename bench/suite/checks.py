@@ -18,7 +18,7 @@ import json
 
 from bench.data.base import ReIDDataset
 from bench.errors import ConfigError
-from bench.suite import Cell, CrossSpec, Suite, build_dataset, dataset_spec
+from bench.suite.schema import Cell, CrossSpec, Suite, build_dataset, dataset_spec
 
 
 def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
@@ -96,7 +96,7 @@ def check_weights(suite: Suite, cells: list[Cell]) -> None:
     """``model.weights`` files exist, ``model.pretrained`` weights are cached or the hub answers
     (one short probe): a property of this machine, so checked only before running."""
     from bench.models.backbone import check_weights as problem_of
-    from bench.warmstart import is_ref
+    from bench.suite.warmstart import is_ref
 
     for cell in {c.sections.model.model_dump_json(): c for c in cells}.values():
         if is_ref(cell.sections.model.weights):

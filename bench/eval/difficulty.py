@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from bench.data.base import Split, Tracklet
-from bench.metrics import evaluate_split
+from bench.eval.metrics import evaluate_split
 
 
 def histogram(t: Tracklet, bins: int = 8, person_only: bool = False) -> np.ndarray:

@@ -23,7 +23,7 @@ from bench.config import DataConfig, Defaults, ModelConfig, PretrainConfig, Trai
 from bench.errors import BenchError, ConfigError
 
 if TYPE_CHECKING:
-    from bench.suite import Suite
+    from bench.suite.schema import Suite
 
 REF = "pretrain:"
 WEIGHTS = "backbone.pt"
@@ -64,7 +64,7 @@ class PretrainSpec:
 
     def hashed(self) -> dict[str, Any]:
         """The resolved config without what cannot change the weights (as for cells)."""
-        from bench.suite import NON_RESULT_KEYS
+        from bench.suite.schema import NON_RESULT_KEYS
 
         cfg = self.resolved()
         cfg["dataset"].pop("root", None)
@@ -77,10 +77,10 @@ class PretrainSpec:
     @property
     def code(self) -> dict[str, str]:
         """The code that trains the weights: the harness (this stage, the engine, the data
-        pipeline, the models) and the dataset plugin (:mod:`bench.fingerprint`)."""
+        pipeline, the models) and the dataset plugin (:mod:`bench.suite.fingerprint`)."""
         from bench.data.base import ReIDDataset
-        from bench.fingerprint import harness_fingerprint, plugin_fingerprint
         from bench.registry import DATASETS
+        from bench.suite.fingerprint import harness_fingerprint, plugin_fingerprint
 
         return {
             "harness": harness_fingerprint(),
@@ -89,7 +89,7 @@ class PretrainSpec:
 
     @property
     def hash(self) -> str:
-        from bench.suite import _digest
+        from bench.suite.schema import _digest
 
         return _digest(self.hashed())
 
@@ -157,8 +157,8 @@ def pretrain_spec(
     cfg = suite.spec.pretrain
     if cfg is None:
         return None
-    from bench.checks import held_out
-    from bench.suite import build_dataset, dataset_spec, deep_merge, raise_validation
+    from bench.suite.checks import held_out
+    from bench.suite.schema import build_dataset, dataset_spec, deep_merge, raise_validation
 
     entry = _dataset_entry(suite, cfg.dataset)
     name, options = dataset_spec(entry)
@@ -209,7 +209,7 @@ def pretrain_spec(
 
 def _dataset_entry(suite: Suite, wanted: str | None):
     """The suite's dataset entry named (by label, else name) ``wanted``; the first if None."""
-    from bench.suite import dataset_spec
+    from bench.suite.schema import dataset_spec
 
     entries = suite.spec.datasets
     if wanted is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bench.data.cli import data
+from bench.cli.data import data
 from bench.errors import BenchError
 from bench.preflight import check_run_paths, store_folders
 
@@ -275,8 +275,8 @@ def run(
     **slurm,
 ) -> None:
     """Run every cell of SUITE_FILE (skipping finished ones) and log it to MLflow."""
-    from bench.checks import check_weights
-    from bench.suite import load_suite
+    from bench.suite.checks import check_weights
+    from bench.suite.schema import load_suite
 
     suite = load_suite(suite_file, _with_device(overrides, device), override_files, data_root)
     from bench.runner import print_grid, run_suite  # after validation: torch and MLflow
@@ -332,7 +332,7 @@ def pretrain(
 ) -> None:
     """Train SUITE_FILE's pretrain: stage (our warm start of its backbone on the training
     identities' frames) once; cached as WORKDIR/pretrain/<hash>/backbone.pt."""
-    from bench.suite import load_suite
+    from bench.suite.schema import load_suite
 
     suite = load_suite(suite_file, _with_device(overrides, device), override_files, data_root)
     from bench.runner import run_pretrain
@@ -351,7 +351,7 @@ def status(
 ) -> None:
     """Each cell of SUITE_FILE: pending, running (where), finished or failed (its error)."""
     from bench.runner import show_status
-    from bench.suite import load_suite
+    from bench.suite.schema import load_suite
 
     suite = load_suite(suite_file, overrides, override_files, data_root)
     show_status(suite, suite.cells(data_root), tracking_uri, claims_uri)
@@ -390,8 +390,8 @@ def report(table, suite_name, dataset, out, formats, reference, tracking_uri) ->
 def compare_cmd(suite, a, b, n_boot, n_perm, tracking_uri) -> None:
     """B - A in every metric with its 95 % interval and permutation p-value. SUITE: a suite
     file or an experiment name; A, B: METHOD/VARIANT (VARIANT defaults to 'default')."""
-    from bench.reporting import print_comparison
-    from bench.tracking import client
+    from bench.engine.tracking import client
+    from bench.report.commands import print_comparison
 
     print_comparison(client(tracking_uri), suite, a, b, n_boot, n_perm)
 
@@ -443,7 +443,7 @@ def tune(
 ) -> None:
     """Search METHOD's hyper-parameters with Optuna on a validation split of training ids."""
     from bench.runner import run_tune
-    from bench.tune_workers import Heartbeat
+    from bench.tune.workers import Heartbeat
 
     scale["heartbeat"] = Heartbeat(scale.pop("heartbeat_interval"), scale.pop("grace_period"))
 

@@ -3,8 +3,8 @@
 For each query, gallery items of its identity seen by its own camera and items of junk
 identities are removed; queries left with no true match are left out of the averages. Ties in
 distance are broken by gallery order, so results are deterministic. Nothing is sorted: see
-:mod:`bench.ranking`. :func:`evaluate` scores a (Q, G) distance matrix;
-:mod:`bench.streaming` scores features without ever holding one.
+:mod:`bench.eval.ranking`. :func:`evaluate` scores a (Q, G) distance matrix;
+:mod:`bench.eval.streaming` scores features without ever holding one.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from bench.data.base import Protocol, Split
-from bench.memory import query_rows
-from bench.ranking import GalleryIndex, match_ranks, query_scores
+from bench.eval.memory import query_rows
+from bench.eval.ranking import GalleryIndex, match_ranks, query_scores
 
 RANKS = (1, 5, 10, 20)
 CURVE_LEN = 50

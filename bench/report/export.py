@@ -1,4 +1,4 @@
-"""Write a report (bench.report.Report) as Markdown, LaTeX, CSV or HTML, with its figures.
+"""Write a report (bench.report.table.Report) as Markdown, LaTeX, CSV or HTML, with its figures.
 
 Markdown keeps a hand-written ``## Reading`` section of the existing file; HTML is one
 self-contained page (figures embedded as base64 PNG); CSV is one row per run and metric.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.atomic import atomic_path, write_text
-from bench.plots import cmc_figure, heatmap_figure, rerank_figure
-from bench.report import Report, mean_cmc_curves, rerank_gains, seqlen_caption, seqlen_grids
-from bench.tables import to_html, to_latex, to_markdown
+from bench.files.atomic import atomic_path, write_text
+from bench.report.figures import cmc_figure, heatmap_figure, rerank_figure
+from bench.report.render import to_html, to_latex, to_markdown
+from bench.report.table import Report, mean_cmc_curves, rerank_gains, seqlen_caption, seqlen_grids
 
 FORMATS = ("md", "latex", "csv", "html")
 SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}

@@ -9,8 +9,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.errors import BenchError
-from bench.export import write
-from bench.report import (
+from bench.report.export import write
+from bench.report.render import to_markdown
+from bench.report.stats import N_BOOT, N_PERM, compare
+from bench.report.table import (
     build_report,
     load_failed,
     load_runs,
@@ -19,8 +21,6 @@ from bench.report import (
     runsets,
     table_metrics,
 )
-from bench.stats import N_BOOT, N_PERM, compare
-from bench.tables import to_markdown
 
 
 def write_reports(
@@ -63,7 +63,7 @@ def _errors(failed: pd.DataFrame) -> list[str]:
 def experiment_name(suite: str) -> str:
     """A suite file's name, or the argument itself (an experiment name)."""
     if Path(suite).is_file():
-        from bench.suite import load_suite
+        from bench.suite.schema import load_suite
 
         return load_suite(suite).name
     return suite

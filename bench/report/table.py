@@ -1,6 +1,6 @@
 """Paper-style tables from the MLflow runs: mean ± std over seeds, each row's difference to a
-reference row with a paired bootstrap interval (bench.stats), the papers' numbers, and the
-failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in bench.export."""
+reference row with a paired bootstrap interval (bench.report.stats), the papers' numbers, and the
+failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in bench.report.export."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench.papers import lookup, paper_numbers
-from bench.per_query import PER_QUERY, read_per_query, valid_queries
-from bench.stats import N_BOOT, Difference, RunSet, compare
-from bench.tables import MARK, Entry, Interval, Table, Value, to_markdown
+from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
+from bench.report.papers import lookup, paper_numbers
+from bench.report.render import MARK, Entry, Interval, Table, Value, to_markdown
+from bench.report.stats import N_BOOT, Difference, RunSet, compare
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -360,7 +360,7 @@ def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) ->
 
 @dataclass
 class Report:
-    """Everything one report shows; bench.export renders it."""
+    """Everything one report shows; bench.report.export renders it."""
 
     name: str
     results: Table

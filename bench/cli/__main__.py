@@ -1,0 +1,5 @@
+"""``python -m bench.cli``: the ``bench`` command (as torchrun starts it)."""
+
+from bench.cli import main
+
+main()

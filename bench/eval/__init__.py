@@ -1,0 +1,1 @@
+"""Evaluation: distances, ranking, CMC/mAP/mINP, streaming, re-ranking, memory budgets."""

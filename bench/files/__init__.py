@@ -1,0 +1,1 @@
+"""Files written safely: atomic writes and exclusive locks."""

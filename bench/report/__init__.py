@@ -1,0 +1,1 @@
+"""Reports: tables from the MLflow runs, statistics, rendering, figures, the papers' numbers."""

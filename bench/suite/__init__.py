@@ -1,0 +1,1 @@
+"""Suites: types, loading, validation, the grid of cells, warm start and code fingerprint."""
