@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from bench.config import DataConfig, MethodConfig, ModelConfig
+from bench.eval.blocks import Embedding
 from bench.eval.distance import cosine
 
 Batch = dict[str, torch.Tensor]
-Embedding = dict[str, torch.Tensor]
 AUX_KEYS = ("part_masks", "keypoints")
 
 

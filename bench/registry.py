@@ -12,14 +12,24 @@ import-light module (built-ins: ``methods/config/``; third parties: the entry-po
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Callable
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from bench.errors import BenchError
-from bench.plugins import import_submodules
 
 T = TypeVar("T")
+
+
+def import_submodules(package: str) -> None:
+    """Import ``package`` and each of its direct submodules (not starting with '_'), so that
+    their ``@register_*`` decorators run."""
+    pkg = import_module(package)
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            import_module(f"{package}.{info.name}")
 
 
 class Registry(Generic[T]):

@@ -1,22 +1,134 @@
-"""What the CLI commands do, kept apart from argument parsing."""
+"""What the ``bench`` commands do, kept apart from argument parsing (:mod:`bench.cli`).
+
+Each command validates everything it was given before it does any work; torch, MLflow and the
+executors are imported only after that, so a mistake is reported in well under a second.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 from tabulate import tabulate
 
-from bench.engine import distributed
-from bench.engine.cell import RunOptions
-from bench.engine.executors import Launch
-from bench.engine.executors.slurm import check_store
-from bench.engine.tracking import client, tracking_uri
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
+from bench.preflight import check_run_paths, store_folders
 from bench.registry import DATASETS, METHODS
-from bench.suite.schema import Cell, Suite, load_suite
-from bench.suite.warmstart import is_ref
+from bench.suite.checks import check_weights
+from bench.suite.load import load_suite
+from bench.suite.schema import Cell, Suite
+from bench.suite.warmstart import is_ref, pretrain_spec
+
+#: The Slurm settings ``bench run`` takes as flags (``launcher:`` keys).
+SLURM_FLAGS = (
+    "partition",
+    "gpus_per_task",
+    "cpus_per_task",
+    "mem_gb",
+    "time_min",
+    "array_parallelism",
+)
+
+
+@dataclass
+class SuiteArgs:
+    """The suite a command works on: its file, patches, overrides and where its data is."""
+
+    suite_file: str
+    overrides: tuple[str, ...] = ()
+    override_files: tuple[str, ...] = ()
+    data_root: str | None = None
+    workdir: str = ".bench"
+    tracking_uri: str | None = None
+    device: str | None = None
+
+    def load(self) -> Suite:
+        """The suite, validated with the overrides (``--device`` as defaults.runtime.device)."""
+        overrides = self.overrides
+        if self.device:
+            overrides = (*overrides, f"defaults.runtime.device={self.device}")
+        return load_suite(self.suite_file, overrides, self.override_files, self.data_root)
+
+
+@dataclass
+class RunArgs(SuiteArgs):
+    """``bench run``'s flags."""
+
+    dry_run: bool = False
+    force: bool = False
+    reuse_stale: bool = False
+    no_report: bool = False
+    only: tuple[str, ...] = ()
+    ddp: int = 1
+    claims_uri: str | None = None
+    jobs: str | None = None
+    launcher: str | None = None
+    lease_s: float = 60.0
+    launcher_config: str | None = None
+    sbatch: tuple[str, ...] = ()
+    slurm: dict = field(default_factory=dict)  # SLURM_FLAGS given as flags
+
+
+def run(args: RunArgs) -> None:
+    """``bench run``: validate the suite and the flags, then run the grid (or print it)."""
+    suite = args.load()
+    unknown = set(args.only) - set(suite.spec.methods)
+    if unknown:
+        raise ConfigError("--method", f"not methods of this suite: {', '.join(sorted(unknown))}")
+    cells = [c for c in suite.cells if not args.only or c.method in args.only]
+    if args.dry_run:
+        print_grid(suite, cells)
+        return
+    launch = _launch(args, suite)
+    folders = [(Path(args.workdir), "the --workdir"), (Path("reports"), "the report folder")]
+    check_run_paths(args.tracking_uri, *folders)
+    check_weights(suite, cells)
+    if args.ddp > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(_spawn_ranks(args, suite.name))
+    run_suite(suite, cells, args, launch)
+
+
+def _launch(args: RunArgs, suite: Suite):
+    """The executor, workers and settings of a launch, from the suite and the flags."""
+    from bench.engine.executors import Launch, launcher_settings, parse_jobs
+
+    jobs = parse_jobs(args.jobs) if args.jobs is not None else suite.spec.launcher.jobs or 1
+    flags = {**args.slurm, "sbatch": args.sbatch}
+    settings = launcher_settings(suite.spec.launcher, args.launcher_config, flags)
+    launch = Launch(
+        executor=args.launcher or ("local" if jobs == 1 else "pool"),
+        jobs=jobs,
+        launcher=settings,
+        claims_uri=args.claims_uri,
+        lease_s=args.lease_s,
+    )
+    if args.ddp > 1 and launch.executor != "local":
+        raise ConfigError("--ddp", "trains one cell at a time in N processes: not with --jobs")
+    return launch
+
+
+def _spawn_ranks(args: RunArgs, suite_name: str) -> int:
+    """``bench run`` again in ``--ddp`` processes (the ranks of DDP), after creating the MLflow
+    store and the experiment here, so that no rank runs migrations; their exit code."""
+    from bench.engine import store
+    from bench.engine.distributed import spawn
+
+    uri, _ = store.prepare(args.tracking_uri, suite_name, args.claims_uri)
+    argv = ["run", args.suite_file, "--tracking-uri", uri, "--workdir", args.workdir]
+    argv += ["--lease-s", str(args.lease_s)]
+    argv += [a for o in args.overrides for a in ("-o", o)]
+    argv += [a for o in args.override_files for a in ("-O", o)]
+    argv += [a for m in args.only for a in ("-m", m)]
+    for flag in ("force", "reuse_stale", "no_report"):
+        argv += [f"--{flag.replace('_', '-')}"] if getattr(args, flag) else []
+    for key in ("data_root", "device", "claims_uri"):
+        value = getattr(args, key)
+        argv += [f"--{key.replace('_', '-')}", value] if value else []
+    return spawn(args.ddp, argv)
 
 
 def print_grid(suite: Suite, cells: list[Cell]) -> None:
@@ -35,144 +147,247 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
     )
 
 
-def run_suite(
-    suite: Suite,
-    cells: list[Cell],
-    uri: str | None,
-    workdir: Path,
-    data_root: str | None,
-    force: bool,
-    report: bool = True,
-    launch: Launch | None = None,
-    reuse_stale: bool = False,
-) -> None:
+def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
     """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
     resume, each cell runs once however many workers run the grid; a failed cell does not
     stop the others, and the command fails at the end naming the failed cells. Cells with a
-    finished run made by other code are counted in one line (and reused with ``reuse_stale``,
-    see bench.engine.stale). Under DDP every rank runs the grid in this process and rank 0
-    alone opens the MLflow store."""
-    from bench.engine import executors, stale, store
+    finished run made by other code are counted in one line (and reused with
+    ``--reuse-stale``, see :mod:`bench.engine.stale`). Under DDP every rank runs the grid in
+    this process and rank 0 alone opens the MLflow store."""
+    from bench.engine import distributed, executors, stale, store
+    from bench.engine.executors.slurm import check_store
     from bench.engine.pretrain import warm_start_stage
+    from bench.engine.tracking import client, tracking_uri
+    from bench.engine.types import RunOptions
 
-    launch = launch or Launch()
     if launch.executor == "slurm":
-        check_store(tracking_uri(uri))
-    lead = distributed.is_rank0()
+        check_store(tracking_uri(args.tracking_uri))
+    lead, workdir = distributed.is_rank0(), Path(args.workdir).resolve()
     # the other ranks follow rank 0's decisions inside run_cell and never touch the store
-    uri, exp_id = store.prepare(uri, suite.name, launch.claims_uri) if lead else (uri, "")
-    if lead:  # the suite's pretrain: stage, once, before any cell (other ranks wait in run_cell)
-        warm_start_stage(suite, cells, client(uri), exp_id, workdir.resolve(), data_root)
+    uri, exp_id = args.tracking_uri, ""
+    if lead:
+        uri, exp_id = store.prepare(uri, suite.name, launch.claims_uri)
+        warm_start_stage(suite, cells, client(uri), exp_id, workdir, args.data_root)
     opts = RunOptions(
-        workdir=workdir.resolve(),
-        data_root=data_root,
-        force=force,
-        reuse_stale=reuse_stale,
+        workdir=workdir,
+        data_root=args.data_root,
+        force=args.force,
+        reuse_stale=args.reuse_stale,
         claims_uri=launch.claims_uri,
         lease_s=launch.lease_s,
     )
     reference = suite.spec.report.reference
     if reference:
         opts.extra_tags["report_reference"] = reference
-    stale_cells = stale.count_stale(client(uri), exp_id, cells) if lead and not force else 0
+    stale_cells = stale.count_stale(client(uri), exp_id, cells) if lead and not args.force else 0
     if stale_cells:
-        click.echo(stale.announce(stale_cells, len(cells), reuse_stale))
+        click.echo(stale.announce(stale_cells, len(cells), args.reuse_stale))
     outcomes = executors.execute(cells, executors.Context(uri, exp_id, opts), launch)
     failed = [o for o in outcomes if o.status == "failed"]
-    if report and lead and len(failed) < len(outcomes):
-        make_reports(uri, suite.name, None, Path("reports"), True, reference=reference)
+    if not args.no_report and lead and len(failed) < len(outcomes):
+        make_reports(ReportArgs(suite_name=suite.name, table=True, reference=reference), uri)
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
 
 
-def run_pretrain(suite: Suite, uri: str | None, workdir: Path, data_root, force: bool) -> None:
+def pretrain(args: SuiteArgs, force: bool) -> None:
     """``bench pretrain``: train (or find) the suite's warm start and say where it is."""
-    from bench.engine import store
-    from bench.engine.pretrain import ensure_weights
-    from bench.suite.warmstart import pretrain_spec
-
-    spec = pretrain_spec(suite, data_root)
+    suite = args.load()
+    spec = pretrain_spec(suite, args.data_root)
     if spec is None:
         raise BenchError(
             f"{suite.path}: no pretrain: section (add one, or -o 'pretrain={{}}' for the defaults)"
         )
-    uri, exp_id = store.prepare(uri, suite.name, None)
-    path = ensure_weights(spec, client(uri), exp_id, workdir.resolve(), data_root, force)
+    check_run_paths(args.tracking_uri, (Path(args.workdir), "the --workdir"))
+    from bench.engine import store
+    from bench.engine.pretrain import ensure_weights
+    from bench.engine.tracking import client
+
+    uri, exp_id = store.prepare(args.tracking_uri, suite.name, None)
+    workdir = Path(args.workdir).resolve()
+    path = ensure_weights(spec, client(uri), exp_id, workdir, args.data_root, force)
     click.echo(f"{spec.label}: {path}  (the cells use model.weights: {spec.ref})")
 
 
-def show_status(suite: Suite, cells: list[Cell], uri: str | None, claims_uri: str | None) -> None:
-    """Each cell of the grid: pending, running (where), finished or failed (with its error)."""
+def status(args: SuiteArgs, claims_uri: str | None) -> None:
+    """``bench status``: each cell of the grid, pending, running (where), finished or failed."""
+    suite = args.load()
     from bench.engine import store
     from bench.engine.status import cell_states
+    from bench.engine.tracking import client
 
-    uri, exp_id = store.prepare(uri, suite.name, claims_uri)
-    rows = cell_states(client(uri), exp_id, cells, uri, claims_uri)
+    uri, exp_id = store.prepare(args.tracking_uri, suite.name, claims_uri)
+    rows = cell_states(client(uri), exp_id, suite.cells, uri, claims_uri)
     click.echo(tabulate(rows, headers=["#", "cell", "config hash", "state", "where / error"]))
     counts = Counter(row[3] for row in rows)
     click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
 
-def make_reports(
-    uri: str | None,
-    suite: str | None,
-    dataset: str | None,
-    out: Path,
-    print_table: bool,
-    formats: tuple[str, ...] = ("md",),
-    reference: str | None = None,
-) -> None:
+@dataclass
+class ReportArgs:
+    """``bench report``'s flags."""
+
+    table: bool = False
+    suite_name: str | None = None
+    dataset: str | None = None
+    out: str = "reports"
+    formats: tuple[str, ...] = ("md",)
+    reference: str | None = None
+    readme: str | None = None  # a README whose main-job table is copied from the report
+
+
+def report(args: ReportArgs, tracking_uri: str | None) -> None:
+    """``bench report``: tables and figures from the MLflow runs, into ``--out``; with
+    ``--readme``, the suite's table copied into that README too."""
+    if args.readme and not args.suite_name:
+        raise ConfigError("--readme", "copies one suite's table: give --suite too")
+    check_run_paths(tracking_uri, (Path(args.out), "the --out folder"))
+    make_reports(args, tracking_uri)
+    if args.readme:
+        from bench.report.export import slug_of
+        from bench.report.readme import copy_table
+
+        copy_table(Path(args.out) / f"{slug_of(args.suite_name)}.md", Path(args.readme))
+
+
+def make_reports(args: ReportArgs, uri: str | None) -> None:
+    from bench.engine.tracking import client
     from bench.report.commands import write_reports
 
-    write_reports(client(uri), suite, dataset, out, print_table, formats, reference)
+    formats = args.formats or ("md",)
+    write_reports(
+        client(uri),
+        args.suite_name,
+        args.dataset,
+        Path(args.out),
+        args.table,
+        formats,
+        args.reference,
+    )
 
 
-def run_tune(
-    method: str,
-    trials: int,
-    suite_file: str,
-    overrides,
-    override_files,
-    data_root: str | None,
-    workdir: Path,
-    uri: str | None,
-    storage: str,
-    study_name: str | None,
-    val_fraction: float,
-    out: Path,
-    **scale,
-) -> None:
-    """``scale``: TuneOptions' workers, first_worker, seed and heartbeat."""
+def compare(suite: str, a: str, b: str, n_boot: int, n_perm: int, uri: str | None) -> None:
+    """``bench compare``: B - A per metric with its interval and p-value."""
+    from bench.engine.tracking import client
+    from bench.report.commands import print_comparison
+
+    print_comparison(client(uri), suite, a, b, n_boot, n_perm)
+
+
+@dataclass
+class TuneArgs(SuiteArgs):
+    """``bench tune``'s flags (``suite_file``: the suite giving the dataset and settings)."""
+
+    method: str = ""
+    trials: int = 50
+    storage: str = "sqlite:///optuna.db"
+    study_name: str | None = None
+    val_fraction: float = 0.25
+    out: str = "reports/tune"
+    workers: int = 1
+    first_worker: int = 0
+    seed: int = 0
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+
+
+def tune(args: TuneArgs) -> None:
+    """``bench tune``: an Optuna study of the method on a validation split of training ids."""
+    METHODS.get(args.method)
+    suite = args.load()
+    if args.method not in suite.spec.methods:
+        suite.spec.methods.append(args.method)
+    check_run_paths(
+        args.tracking_uri,
+        *store_folders(args.storage, "the tune storage"),
+        (Path(args.workdir), "the --workdir"),
+        (Path(args.out), "the --out folder"),
+    )
+    from bench.engine.tracking import client
+    from bench.engine.types import RunOptions
     from bench.tune.admission import finished_trials
-    from bench.tune.study import TuneOptions, tune
+    from bench.tune.study import TuneOptions
+    from bench.tune.study import tune as run_study
+    from bench.tune.workers import Heartbeat
 
-    METHODS.get(method)
-    suite = load_suite(suite_file, overrides, override_files)
-    if method not in suite.spec.methods:
-        suite.spec.methods.append(method)
-    opts = TuneOptions(method, trials, storage, study_name, val_fraction, out_dir=out, **scale)
-    run = RunOptions(workdir=workdir.resolve(), data_root=data_root)
-    study, path = tune(client(uri), suite, opts, run)
+    scale = {k: getattr(args, k) for k in ("workers", "first_worker", "seed")}
+    heartbeat = Heartbeat(args.heartbeat_interval, args.grace_period)
+    opts = TuneOptions(
+        args.method,
+        args.trials,
+        args.storage,
+        args.study_name,
+        args.val_fraction,
+        out_dir=Path(args.out),
+        heartbeat=heartbeat,
+        **scale,
+    )
+    run_opts = RunOptions(workdir=Path(args.workdir).resolve(), data_root=args.data_root)
+    study, path = run_study(client(args.tracking_uri), suite, opts, run_opts)
     best = study.best_trial
     click.echo(
         f"study '{opts.study_name}': {len(finished_trials(study))} trials, best #{best.number} "
         f"validation mAP {best.value:.2f} with {best.params}"
     )
-    click.echo(f"wrote {path}  (use: bench run {suite_file} -O {path})")
+    click.echo(f"wrote {path}  (use: bench run {args.suite_file} -O {path})")
 
 
 def describe_plugins() -> str:
+    """``bench list``: methods with every config field and default, and datasets."""
     lines = ["methods:"]
     for name in METHODS.names():
         cls = METHODS.get(name)
         lines.append(f"  {name}  ({cls.__module__}, version {cls.version})")
-        for field, info in cls.Config.model_fields.items():
+        for field_name, info in cls.Config.model_fields.items():
             desc = f"  # {info.description}" if info.description else ""
-            lines.append(f"      {field}: {info.default!r}{desc}")
+            lines.append(f"      {field_name}: {info.default!r}{desc}")
     lines.append("datasets:")
     for name in DATASETS.names():
         cls = DATASETS.get(name)
         kind = "video" if cls.video else "image"
         lines.append(f"  {name}  ({kind}, default folder '{cls.folder or name}')")
     return "\n".join(lines)
+
+
+def data_make(name: str, root: str | None, options: dict, difficulty: bool) -> None:
+    """``bench data make``: generate (synthetic) or validate (real) a dataset, say what it
+    holds, and with ``difficulty`` score a colour-histogram nearest neighbour on it."""
+    import time
+
+    from bench.data.inspect import dataset_from_flags, describe, sharing
+
+    dataset = dataset_from_flags(name, root, options, "make")
+    start = time.perf_counter()
+    dataset.prepare(progress=True)
+    click.echo(f"{name}: ready in {time.perf_counter() - start:.1f} s at {dataset.root}")
+    for index in dataset.split_indices()[:1]:
+        split = dataset.load_split(index)
+        click.echo(f"split {index}:\n{describe(split)}")
+        for line in sharing(dataset):
+            click.echo(line)
+        if difficulty:
+            from bench.eval.difficulty import histogram_baseline
+
+            for person_only in (False, True):
+                r = histogram_baseline(split, person_only)
+                where = "person pixels" if person_only else "whole frames"
+                click.echo(
+                    f"colour histogram ({where}): R1 {r['R1']:.1f} R5 {r['R5']:.1f} "
+                    f"mAP {r['mAP']:.1f} (chance R1 {r['chance']:.1f})"
+                )
+
+
+def data_show(
+    name: str, root: str | None, options: dict, out: str | None, pairs: int, frames: int
+) -> None:
+    """``bench data show``: a contact sheet of query / gallery tracklets with their masks and
+    keypoints."""
+    from bench.data.inspect import dataset_from_flags
+    from bench.data.synthetic.sheet import contact_sheet
+
+    dataset = dataset_from_flags(name, root, options, "show")
+    dataset.prepare(progress=True)
+    split = dataset.load_split(dataset.split_indices()[0])
+    path = contact_sheet(split, Path(out or f"reports/figures/{name}.png"), pairs, frames)
+    click.echo(f"wrote {path}")

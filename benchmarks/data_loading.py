@@ -21,9 +21,9 @@ from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import DataConfig, ModelConfig
+from bench.data.build import build_dataset
 from bench.data.loader import train_loader
 from bench.models.backbone import Backbone
-from bench.suite.schema import build_dataset
 
 
 def consumed_fps(tflops: float, h: int, w: int) -> tuple[float, float]:

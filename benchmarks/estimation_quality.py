@@ -16,9 +16,10 @@ import numpy as np
 from PIL import Image
 from tabulate import tabulate
 
+from bench.data.build import build_dataset
 from bench.data.synthetic.agreement import part_iou, pckh
 from bench.data.synthetic.estimate import PCKH, PCKH_MEAN
-from bench.suite.schema import build_dataset, parse_override
+from bench.suite.load import parse_override
 
 SMALL = {"train_ids": 20, "test_ids": 4, "distractors": 0}
 

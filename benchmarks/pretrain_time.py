@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.data.build import build_dataset
 from bench.engine import store
 from bench.engine.pretrain import ensure_weights, finished_run
 from bench.engine.tracking import client
-from bench.suite.schema import build_dataset, load_suite
+from bench.suite.load import load_suite
 from bench.suite.warmstart import pretrain_spec
 
 

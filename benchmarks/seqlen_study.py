@@ -18,9 +18,9 @@ import time
 import torch
 
 from bench.config import DataConfig, EvalConfig, ModelConfig
+from bench.data.build import build_dataset
 from bench.engine.evaluator import score
 from bench.engine.seqlen import sequence_length_study
-from bench.suite.schema import build_dataset
 from methods.stal import STAL, STALConfig
 
 

@@ -2,7 +2,7 @@
 
 A timm CNN (last stride 1) -> spatial average pooling per frame -> temporal average pooling
 per clip -> BN-neck -> identity classifier. Loss: cross-entropy on the logits plus a triplet
-loss on the pooled feature (METHODS.md, "baseline"). Test: cosine on the BN-neck feature.
+loss on the pooled feature (docs/methods.md, "baseline"). Test: cosine on the BN-neck feature.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ residual block of the chosen backbone stages (``placement: after_stage``: after 
 the authors' image code does); it sees the clip feature map F: (B, T, D, H, W), so it relates
 body parts across frames (image mode: T = 1). The head is the baseline's (temporal average
 pooling, BN-neck, cosine at test). Loss (eq. 17): ``L_cls + lambda1 * L_tri + lambda2 * L_p``.
-Equation numbers are the paper's; the resolved ambiguities are those of METHODS.md, section
+Equation numbers are the paper's; the resolved ambiguities are those of docs/methods.md, section
 "IAUnet".
 
 Why the global context u cancels (eqs. 1-4): W_r is a weight vector (a linear map 2D -> 1), so
@@ -304,7 +304,8 @@ class IAUnet(Method):
     def adapt_config(
         cls, config: IAUnetConfig, available: frozenset[str]
     ) -> tuple[IAUnetConfig, list[str]]:
-        """Without part masks, a learned part division trains with lambda_p = 0 (METHODS.md)."""
+        """Without part masks, a learned part division trains with lambda_p = 0
+        (docs/methods.md#iaunet-ambiguities)."""
         if "part_masks" in available or not config.uses_part_loss:
             return config, []
         note = (

@@ -5,7 +5,7 @@ pooling turns it into a frame feature f_t; RGTR (Sec. 3.4) or nothing refines th
 features, and their mean is the clip feature f~ (Eq. 10). Loss (Sec. 3.5, Eq. 11-15):
 frame-level CE on every f_t + clip-level CE on f~ (+ the adaptive weighted triplet loss on f~).
 In the paper's form (``neck: none``) both classifiers read f_t and f~ directly and the test
-embedding is f~. METHODS.md, "RGSA-RGTR", fixes the defaults and the ablation switches of
+embedding is f~. docs/methods.md, "RGSA-RGTR", fixes the defaults and the ablation switches of
 Tables 1-3.
 
 Deviations, each a named switch that is off in the paper's form (docs/deviations.md):

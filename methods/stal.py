@@ -1,4 +1,4 @@
-"""STAL: spatial-temporal attention-aware learning (Chen et al., TIP 2019; METHODS.md "STAL").
+"""STAL: spatial-temporal attention-aware learning (Chen et al., TIP 2019; docs/methods.md#stal).
 
 A timm CNN split after stage ``split_stage`` into a low-level and a high-level part.
 
@@ -81,7 +81,7 @@ class STAN(nn.Module):
     sigmoid scores s (B, T, R).
 
     7x7 conv, two 3x3 convs, max pool, FC. The FC scores each frame (R outputs shared across
-    frames, METHODS.md) so any T works; the 7x7 max pool is an adaptive max pool to the 2 x 2
+    frames, docs/methods.md) so any T works; the 7x7 max pool is an adaptive max pool to the 2 x 2
     grid it gives on the paper's 14 x 14 map, so any input size works.
     """
 

@@ -165,18 +165,18 @@ def test_tune_scores_on_training_identities_only(in_tmp, monkeypatch):
 
     (in_tmp / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     seen = []
-    original = cell_module.prepare_split
+    original = cell_module.cell_data
 
-    def spy(cell, opts):
-        split, aux = original(cell, opts)
-        seen.append(split)
-        return split, aux
+    def spy(cell, data_root):
+        data = original(cell, data_root)
+        seen.append(data.split)
+        return data
 
-    monkeypatch.setattr(cell_module, "prepare_split", spy)
+    monkeypatch.setattr(cell_module, "cell_data", spy)
     invoke(
         "tune", "baseline", "--trials", "1", "--suite", "tiny.yaml", "--storage", "sqlite:///o.db"
     )
-    from bench.suite.schema import build_dataset
+    from bench.data.build import build_dataset
 
     ds = build_dataset(
         "synthetic-video", {k: v for k, v in TINY["datasets"][0].items() if k != "name"}, None

@@ -1,4 +1,4 @@
-"""Cross-dataset cells (bench/cross.py): validation, splits, hashes, data, report, CLI."""
+"""Cross-dataset cells (bench/suite/cross.py): validation, splits, hashes, data, report, CLI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import yaml
 from click.testing import CliRunner
 from fixtures import real_layouts as fx
 
+from bench.data.cell_data import load_cell_data
 from bench.errors import BenchError, ConfigError
 from bench.registry import DATASETS
 from bench.report.table import build_table
-from bench.suite.cross import load_cell_data
-from bench.suite.schema import deep_merge, load_suite
+from bench.suite.load import load_suite
+from bench.suite.yaml import deep_merge
 
 BASE = {
     "name": "x",
@@ -84,14 +85,14 @@ def test_two_cross_entries_need_distinct_names(tmp_path):
     entry = {"train": "fixture-video", "test": FIX6}
     with pytest.raises(ConfigError, match=r"datasets\[1\]: expected distinct datasets"):
         load_suite(suite_file(tmp_path, [entry, entry]))
-    cells = load_suite(suite_file(tmp_path, [entry, {**entry, "label": "again"}])).cells()
+    cells = load_suite(suite_file(tmp_path, [entry, {**entry, "label": "again"}])).cells
     assert [c.shown_dataset for c in cells] == ["fixture-video→fixture-video", "again"]
 
 
 def test_hashes_see_both_sides_and_training_hashes_as_the_source(tmp_path):
     cross = {"train": "fixture-video", "test": FIX6, "label": "to6"}
     six = {**FIX6, "label": "six"}
-    plain, to6, target = load_suite(suite_file(tmp_path, ["fixture-video", cross, six])).cells()
+    plain, to6, target = load_suite(suite_file(tmp_path, ["fixture-video", cross, six])).cells
     assert to6.dataset_name == "fixture-video→fixture-video" and to6.shown_dataset == "to6"
     assert to6.trained_on() == plain.trained_on()
     assert len({plain.config_hash, to6.config_hash, target.config_hash}) == 3
@@ -100,7 +101,7 @@ def test_hashes_see_both_sides_and_training_hashes_as_the_source(tmp_path):
     assert resolved["dataset"]["identities"] == 6 and resolved["train_dataset"]["identities"] == 8
     assert "train_dataset" not in plain.resolved()  # plain cells hash as before
     smaller = {**cross, "train": {**FIX6, "identities": 4}}
-    (other,) = load_suite(suite_file(tmp_path, [smaller])).cells()
+    (other,) = load_suite(suite_file(tmp_path, [smaller])).cells
     assert other.train_hash != to6.train_hash
 
 
@@ -115,8 +116,9 @@ def test_cross_split_trains_on_the_source_train_split_and_tests_on_the_target_te
     """One dataset under two options: pids are the same persons on both sides."""
     data = str(tmp_path / "data")
     entry = {"train": FIX6, "test": {"name": "fixture-video", "identities": 8}}
-    (cell,) = load_suite(suite_file(tmp_path, [entry]), data_root=data).cells(data)
-    split, aux = load_cell_data(cell, data)
+    (cell,) = load_suite(suite_file(tmp_path, [entry]), data_root=data).cells
+    got = load_cell_data(cell.tested_on, cell.trained_on(), cell.label, data)
+    split, aux = got.split, got.available
     source, target = (fixture(n, data).load_split(0) for n in (6, 8))
     assert split.train == source.train  # pids 0..2
     assert (split.query, split.gallery) == (target.query, target.gallery)  # pids 4..7
@@ -124,9 +126,9 @@ def test_cross_split_trains_on_the_source_train_split_and_tests_on_the_target_te
     assert aux == {"part_masks", "keypoints"}
     # the other way round, the source's training ids 0..3 include the target's test id 3
     leaky = {"train": {"name": "fixture-video", "identities": 8}, "test": FIX6}
-    (cell,) = load_suite(suite_file(tmp_path, [leaky]), data_root=data).cells(data)
+    (cell,) = load_suite(suite_file(tmp_path, [leaky]), data_root=data).cells
     with pytest.raises(BenchError, match=r"1 training identities .* test identities .*pids 3\)"):
-        load_cell_data(cell, data)
+        load_cell_data(cell.tested_on, cell.trained_on(), cell.label, data)
 
 
 def test_paper_numbers_match_the_cross_dataset_name():
@@ -166,18 +168,14 @@ PRID = {"name": "prid2011", "min_frames": 3}  # persons 1, 2, 4, 5, 6: 10 splits
 
 def test_split_i_trains_on_the_source_split_i_and_aux_is_what_both_sides_give(tmp_path, real_root):
     entry = {"train": "ilids-vid", "test": {**PRID, "splits": [0, 3]}}
-    cells = load_suite(suite_file(tmp_path, [entry]), data_root=str(real_root)).cells(
-        str(real_root)
-    )
+    cells = load_suite(suite_file(tmp_path, [entry]), data_root=str(real_root)).cells
     assert [(c.split, c.train_side.split) for c in cells] == [(0, 0), (3, 3)]
     assert all(c.train_side.aux is None for c in cells)  # neither side has aux inputs
     # a single-split source trains once for every target split; fewer aux inputs on the
     # test side change the training, and its hash says so
     entry = {"train": "fixture-video", "test": {**PRID, "splits": [1, 2]}}
-    one, two = load_suite(suite_file(tmp_path, [entry]), data_root=str(real_root)).cells(
-        str(real_root)
-    )
-    (plain,) = load_suite(suite_file(tmp_path, ["fixture-video"])).cells()
+    one, two = load_suite(suite_file(tmp_path, [entry]), data_root=str(real_root)).cells
+    (plain,) = load_suite(suite_file(tmp_path, ["fixture-video"])).cells
     assert (one.train_side.split, two.train_side.split) == (0, 0)
     assert one.train_side.aux == () and one.resolved()["train_aux"] == []
     assert one.train_hash == two.train_hash != plain.train_hash
@@ -257,7 +255,7 @@ def test_cross_suite_pairs_each_ilidsvid_split_with_the_prid_split(monkeypatch, 
     monkeypatch.setattr("bench.suite.checks.check_datasets", lambda *args: None)  # P > fixture ids
     path = Path(__file__).parent.parent / "suites" / "cross.yaml"
     short = "datasets=[ilids-vid, {train: ilids-vid, test: {name: prid2011, min_frames: 3}}]"
-    cells = load_suite(path, [short]).cells()
+    cells = load_suite(path, [short]).cells
     own = {(c.split, c.method): c for c in cells if c.train_side is None}
     cross = [c for c in cells if c.train_side is not None]
     assert len(own) == len(cross) == 20  # 10 splits x baseline, stal

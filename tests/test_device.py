@@ -9,12 +9,12 @@ from bench.config import RuntimeConfig
 from bench.data.loader import SeededPKSampler, loader_workers, train_loader
 from bench.data.sampling import PKSampler
 from bench.engine import checkpoint
-from bench.engine.cell import RunOptions, build_method, prepare_split
+from bench.engine.assemble import build_method, cell_data
 from bench.engine.device import Placement, autocast, place, resolve_device, to_device
 from bench.engine.evaluator import extract
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError, ConfigError
-from bench.suite.schema import load_suite
+from bench.suite.load import load_suite
 
 
 def test_device_resolution_and_clear_errors():
@@ -50,12 +50,12 @@ def write_suite(tmp, **train):
 
 def test_device_is_outside_the_hash_precision_and_memory_format_inside(in_tmp):
     path = write_suite(in_tmp)
-    (base,) = load_suite(path).cells()
-    (on_cpu,) = load_suite(path, ["defaults.runtime.device=cpu"]).cells()
+    (base,) = load_suite(path).cells
+    (on_cpu,) = load_suite(path, ["defaults.runtime.device=cpu"]).cells
     assert on_cpu.sections.runtime.device == "cpu"
     assert (on_cpu.config_hash, on_cpu.train_hash) == (base.config_hash, base.train_hash)
     for override in ("defaults.train.precision=bf16", "defaults.train.channels_last=true"):
-        (other,) = load_suite(path, [override]).cells()
+        (other,) = load_suite(path, [override]).cells
         assert other.config_hash != base.config_hash and other.train_hash != base.train_hash
     with pytest.raises(ConfigError, match="runtime.device"):
         load_suite(path, ["defaults.runtime.device=tpu"])
@@ -82,9 +82,10 @@ def test_identities_that_do_not_split_over_the_ranks_are_refused():
 
 def trained(in_tmp, precision, channels_last=False, epochs=1):
     path = write_suite(in_tmp, precision=precision, channels_last=channels_last, epochs=epochs)
-    (cell,) = load_suite(path).cells()
-    split, available = prepare_split(cell, RunOptions())
-    method, aux, _ = build_method(cell, split, available)
+    (cell,) = load_suite(path).cells
+    data = cell_data(cell, None)
+    method, aux, _ = build_method(cell, data)
+    split = data.split
     place(method, Placement(torch.device("cpu"), precision, channels_last))
     loader, _ = train_loader(split.train, cell.sections.data, aux, 0)
     ckpt = in_tmp / "ck.pt"

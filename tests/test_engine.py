@@ -8,16 +8,18 @@ import torch
 import yaml
 
 from bench.config import DataConfig
+from bench.data.build import build_dataset
 from bench.data.frames import FrameReader
 from bench.data.loader import train_loader
 from bench.engine import cell as cell_module
 from bench.engine import checkpoint
-from bench.engine.cell import RunOptions, build_method, prepare_split, run_cell
+from bench.engine.assemble import build_method, cell_data
+from bench.engine.cell import RunOptions, run_cell
 from bench.engine.tracking import client, experiment_id
 from bench.engine.trainer import Trainer
 from bench.errors import DataError
 from bench.eval.per_query import PER_QUERY, query_values, read_per_query, valid_queries
-from bench.suite.schema import build_dataset, load_suite
+from bench.suite.load import load_suite
 
 SUITE = {
     "name": "engine",
@@ -34,7 +36,7 @@ SUITE = {
 @pytest.fixture
 def setup(in_tmp):
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(SUITE))
-    (cell,) = load_suite(in_tmp / "s.yaml").cells()
+    (cell,) = load_suite(in_tmp / "s.yaml").cells
     mlf = client()
     return mlf, experiment_id(mlf, "engine"), cell
 
@@ -82,7 +84,7 @@ def test_finished_cell_is_skipped_unless_forced(setup, monkeypatch):
     first = run_cell(mlf, exp, cell, RunOptions())
     assert first.status == "finished"
     calls = []
-    monkeypatch.setattr(cell_module, "prepare_split", lambda *a: calls.append(a))
+    monkeypatch.setattr(cell_module, "cell_data", lambda *a: calls.append(a))
     again = run_cell(mlf, exp, cell, RunOptions())
     assert again.status == "skipped" and again.run_id == first.run_id and not calls
     assert again.metrics["R1"] == first.metrics["R1"]
@@ -149,8 +151,9 @@ def test_corrupt_or_missing_frame_is_named(tmp_path):
 
 def test_trainer_checkpoint_holds_next_epoch(setup, tmp_path):
     _, _, cell = setup
-    split, available = prepare_split(cell, RunOptions())
-    method, aux, _ = build_method(cell, split, available)
+    data = cell_data(cell, None)
+    split = data.split
+    method, aux, _ = build_method(cell, data)
     loader, _ = train_loader(split.train, cell.sections.data, aux, 0)
     path = tmp_path / "ck" / "c.pt"
     Trainer(method, loader, cell.sections.train.model_copy(update={"epochs": 1}), path).fit()
@@ -170,7 +173,7 @@ def test_cells_differing_only_at_test_time_share_one_training(in_tmp, monkeypatc
         },
     }
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(suite))
-    default, long_clips, other_lr = load_suite(in_tmp / "s.yaml").cells()
+    default, long_clips, other_lr = load_suite(in_tmp / "s.yaml").cells
     assert default.train_hash == long_clips.train_hash != other_lr.train_hash
     assert default.config_hash != long_clips.config_hash
     mlf = client()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,12 @@ def test_the_harness_covers_the_code_that_computes_results():
         "config.py",
     ):
         assert rel in included, rel
-    for rel in ("engine/claims.py", "engine/executors/pool.py", "report/table.py", "cli/__init__.py"):
+    for rel in (
+        "engine/claims.py",
+        "engine/executors/pool.py",
+        "report/table.py",
+        "cli/__init__.py",
+    ):
         assert rel not in included, rel
     for entry in NOT_RESULT_CODE:  # no stale entry: each names a module or folder of bench
         assert (BENCH / entry).exists(), entry
@@ -171,10 +177,10 @@ def test_a_damaged_disk_cache_is_computed_again(tmp_path, monkeypatch):
 
 
 def test_the_cell_hashes_carry_the_code(tmp_path, monkeypatch):
-    from bench.suite.schema import load_suite
+    from bench.suite.load import load_suite
     from tests.test_suite import BASE, write
 
-    (cell,) = load_suite(write(tmp_path, BASE)).cells()
+    (cell,) = load_suite(write(tmp_path, BASE)).cells
     before = (cell.config_key, cell.config_hash, cell.train_hash)
     assert cell.resolved()["code"] == code_fingerprint(cell.method, cell.dataset)
     other = {**cell.code, "fingerprint": "0" * 16}
@@ -191,13 +197,13 @@ def test_other_code_neither_skips_a_finished_cell_nor_reuses_its_weights(in_tmp,
     from bench.engine.cell import RunOptions, run_cell
     from bench.engine.tracking import client, experiment_id
     from bench.engine.trainer import Trainer
-    from bench.suite.schema import load_suite
+    from bench.suite.load import load_suite
     from tests.test_engine import SUITE
 
     spec = {**SUITE, "ablations": {"baseline": [{"name": "long-clips", "eval": {"clip_len": 4}}]}}
     spec["defaults"] = {**SUITE["defaults"], "train": {"epochs": 1, "max_steps_per_epoch": 1}}
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(spec))
-    default, long_clips = load_suite(in_tmp / "s.yaml").cells()
+    default, long_clips = load_suite(in_tmp / "s.yaml").cells
     mlf = client()
     exp = experiment_id(mlf, "engine")
     first = run_cell(mlf, exp, default, RunOptions())
@@ -222,3 +228,54 @@ def test_other_code_neither_skips_a_finished_cell_nor_reuses_its_weights(in_tmp,
     tags = mlf.get_run(again.run_id).data.tags
     assert tags["weights_from"] == shared.run_id
     assert (tags["code_fingerprint"], tags["config_key"]) == ("f" * 16, default.config_key)
+
+
+FINGERPRINTS = (
+    "from bench.suite.fingerprint import code_fingerprint; "
+    "print(*(code_fingerprint(m, 'synthetic-video')['fingerprint'] "
+    "for m in ('baseline', 'iaunet', 'stal', 'rgsa-rgtr')))"
+)
+
+
+def fingerprints_of(tree: Path, cache: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(tree), "BENCH_CACHE_DIR": str(cache)}
+    out = subprocess.run(
+        [sys.executable, "-c", FINGERPRINTS],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def move_module(tree: Path, old: str, new: str) -> None:
+    """Move module ``old`` to ``new`` (dotted names) and rewrite every import naming it."""
+    src, dst = (tree / Path(*name.split(".")).with_suffix(".py") for name in (old, new))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    src.rename(dst)
+    for path in [*(tree / "bench").rglob("*.py"), *(tree / "methods").rglob("*.py")]:
+        text = path.read_text()
+        if old in text:
+            path.write_text(text.replace(old, new))
+
+
+def test_a_pure_move_changes_no_hash_and_a_real_change_does(tmp_path):
+    tree = tmp_path / "copy"
+    for top in ("bench", "methods"):
+        shutil.copytree(ROOT / top, tree / top, ignore=shutil.ignore_patterns("__pycache__"))
+    before = fingerprints_of(tree, tmp_path / "cache")
+    assert before == fingerprints_of(ROOT, tmp_path / "cache")  # where the tree lives: nothing
+    move_module(tree, "bench.eval.ranking", "bench.models.ranking_moved")
+    move_module(tree, "bench.models.heads", "bench.data.heads_moved")  # methods import it
+    assert fingerprints_of(tree, tmp_path / "cache") == before
+    moved = tree / "bench" / "models" / "ranking_moved.py"
+    moved.write_text(moved.read_text().replace("def match_ranks(", "def match_ranks(  # x\n"))
+    assert fingerprints_of(tree, tmp_path / "cache") == before  # a comment: nothing
+    text = moved.read_text()
+    assert "ranks = torch.where(is_good, nearer + 1, 0)" in text
+    moved.write_text(text.replace("nearer + 1, 0)", "nearer + 2, 0)"))  # a real change
+    changed = fingerprints_of(tree, tmp_path / "cache").split()
+    assert all(a != b for a, b in zip(changed, before.split(), strict=True))

@@ -168,7 +168,7 @@ def test_a_worker_killed_mid_cell_is_taken_over_from_its_checkpoint(tmp_path):
 
     from bench.engine.cell import RunOptions, run_cell
     from bench.engine.tracking import client, experiment_id
-    from bench.suite.schema import load_suite
+    from bench.suite.load import load_suite
 
     tiny_suite(tmp_path, epochs=3, ablations=False)
     lease_s = 8.0
@@ -202,7 +202,7 @@ def test_a_worker_killed_mid_cell_is_taken_over_from_its_checkpoint(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
     try:
-        (cell,) = load_suite(tmp_path / "tiny.yaml").cells(str(tmp_path / "data"))
+        (cell,) = load_suite(tmp_path / "tiny.yaml").cells
         ref_mlf = client(f"sqlite:///{tmp_path / 'ref.db'}")
         opts = RunOptions(workdir=tmp_path / "ref", data_root=str(tmp_path / "data"))
         reference = run_cell(ref_mlf, experiment_id(ref_mlf, "ref"), cell, opts)
@@ -233,17 +233,17 @@ def test_slurm_refuses_a_local_sqlite_store(in_tmp):
 
 
 def test_a_failing_cell_does_not_stop_the_grid_and_reruns_next_launch(in_tmp, monkeypatch):
-    from bench.engine import cell as cell_module
+    from bench.engine import job as job_module
 
     tiny_suite(in_tmp)
-    original = cell_module.train
+    original = job_module.train
 
     def fail_ce_only(job):
         if job.cell.variant == "ce-only":
             raise RuntimeError("boom in ce-only")
         return original(job)
 
-    monkeypatch.setattr(cell_module, "train", fail_ce_only)
+    monkeypatch.setattr(job_module, "train", fail_ce_only)
     result = CliRunner().invoke(cli, ["run", "tiny.yaml", "--no-report"])
     assert result.exit_code == 1
     assert "1 of 2 cells failed" in result.output
@@ -253,7 +253,7 @@ def test_a_failing_cell_does_not_stop_the_grid_and_reruns_next_launch(in_tmp, mo
     assert "failed" in status.output and "RuntimeError: boom in ce-only" in status.output
     assert "1 failed, 1 finished" in status.output
 
-    monkeypatch.setattr(cell_module, "train", original)
+    monkeypatch.setattr(job_module, "train", original)
     result = CliRunner().invoke(cli, ["run", "tiny.yaml", "--no-report"])
     assert result.exit_code == 0, result.output
     assert (
@@ -291,9 +291,9 @@ def test_slurm_settings_from_suite_file_and_flags_reach_sbatch(tmp_path, monkeyp
 def test_an_orphan_running_run_is_closed_when_its_cell_runs_again(in_tmp):
     from bench.engine.cell import RunOptions, run_cell
     from bench.engine.tracking import client, experiment_id
-    from bench.suite.schema import load_suite
+    from bench.suite.load import load_suite
 
-    (cell,) = load_suite(tiny_suite(in_tmp, ablations=False)).cells()
+    (cell,) = load_suite(tiny_suite(in_tmp, ablations=False)).cells
     mlf = client()
     exp = experiment_id(mlf, "tiny")
     orphan = mlf.create_run(exp, tags={"config_hash": cell.config_hash}).info.run_id  # RUNNING

@@ -12,11 +12,11 @@ from test_cli_e2e import TINY, invoke
 
 from bench.config import TrainConfig
 from bench.data.loader import train_loader
-from bench.engine.cell import RunOptions, build_method, prepare_split
+from bench.engine.assemble import build_method, cell_data
 from bench.engine.device import Placement, place
 from bench.engine.tracking import client, experiment_id
 from bench.engine.trainer import Trainer
-from bench.suite.schema import load_suite
+from bench.suite.load import load_suite
 
 METHODS = ["baseline", "iaunet", "stal", "rgsa-rgtr"]
 
@@ -51,9 +51,10 @@ def test_every_method_trains_in_bf16_over_seeds(in_tmp, seed):
     suite = {**TINY, "methods": METHODS, "ablations": {}, "seeds": [seed]}
     suite["defaults"] = {**TINY["defaults"], "train": {"epochs": 1, "precision": "bf16"}}
     (in_tmp / "tiny.yaml").write_text(yaml.safe_dump(suite))
-    for cell in load_suite(in_tmp / "tiny.yaml").cells():
-        split, available = prepare_split(cell, RunOptions())
-        method, aux, _ = build_method(cell, split, available)
+    for cell in load_suite(in_tmp / "tiny.yaml").cells:
+        data = cell_data(cell, None)
+        method, aux, _ = build_method(cell, data)
+        split = data.split
         place(method, Placement(precision="bf16"))
         loader, _ = train_loader(split.train, cell.sections.data, aux, seed)
         trainer = Trainer(method, loader, cell.sections.train, in_tmp / f"{cell.method}.pt")
@@ -99,9 +100,10 @@ def first_losses(in_tmp, compiled: bool) -> tuple[Trainer, dict]:
     suite = {**TINY, "seeds": [0], "ablations": {}}
     suite["defaults"] = {**TINY["defaults"], "model": {"backbone": "resnet10t"}}
     (in_tmp / "tiny.yaml").write_text(yaml.safe_dump(suite))
-    (cell,) = load_suite(in_tmp / "tiny.yaml").cells()
-    split, available = prepare_split(cell, RunOptions())
-    method, aux, _ = build_method(cell, split, available)
+    (cell,) = load_suite(in_tmp / "tiny.yaml").cells
+    data = cell_data(cell, None)
+    method, aux, _ = build_method(cell, data)
+    split = data.split
     place(method, Placement())
     loader, sampler = train_loader(split.train, cell.sections.data, aux, 0)
     batch = next(iter(loader))

@@ -16,12 +16,13 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from bench.cli import cli
+from bench.data.build import build_dataset
 from bench.engine import cell as cell_module
 from bench.engine import pretrain
 from bench.errors import ConfigError
 from bench.files.lock import exclusive
 from bench.report.table import load_runs
-from bench.suite.schema import build_dataset, load_suite
+from bench.suite.load import load_suite
 from bench.suite.warmstart import pretrain_spec
 from tests.test_cli_e2e import TINY
 from tests.test_parallel import ROOT, bench
@@ -52,7 +53,7 @@ def invoke(*args) -> str:
 
 
 def hashes(suite) -> list[tuple[str, str]]:
-    return [(c.config_hash, c.train_hash) for c in suite.cells()]
+    return [(c.config_hash, c.train_hash) for c in suite.cells]
 
 
 def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path, monkeypatch):
@@ -62,7 +63,7 @@ def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path
     assert "1 cells start from it" in invoke("run", "warm.yaml", "--dry-run")
     plain = load_suite(write(tmp_path, suite_spec()))
     assert "pretrain" not in plain.raw and plain.spec.pretrain is None
-    (cell,) = plain.cells()
+    (cell,) = plain.cells
     assert cell.sections.model.weights is None and "pretrain" not in cell.resolved()
     warm = load_suite(write(tmp_path, suite_spec({}), "warm.yaml"))
     off = load_suite(write(tmp_path, suite_spec({}), "off.yaml"), ["pretrain=null"])
@@ -74,7 +75,7 @@ def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path
 def test_cells_refer_to_the_warm_start_by_hash_not_by_path(tmp_path):
     suite = load_suite(write(tmp_path, suite_spec({"train": {"epochs": 1}})))
     spec = pretrain_spec(suite)
-    (cell,) = suite.cells()
+    (cell,) = suite.cells
     assert cell.sections.model.weights == f"pretrain:{spec.hash}"
     assert cell.resolved()["model"]["weights"] == f"pretrain:{spec.hash}"
     # another data root or work dir: the same hashes; another stage setting: other hashes
@@ -85,7 +86,7 @@ def test_cells_refer_to_the_warm_start_by_hash_not_by_path(tmp_path):
     # a variant with another backbone is not warm started
     other = suite_spec({})
     other["ablations"] = {"baseline": [{"name": "r34", "model": {"backbone": "resnet34"}}]}
-    cells = load_suite(write(tmp_path, other, "other.yaml")).cells()
+    cells = load_suite(write(tmp_path, other, "other.yaml")).cells
     assert [c.sections.model.weights is None for c in cells] == [False, True]
 
 

@@ -423,7 +423,9 @@ SUITE_DIR = Path(__file__).parent.parent / "suites"
 
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_suite_stops_at_once_without_data(tmp_path, monkeypatch, name):
-    from bench.suite.schema import build_dataset, dataset_spec, load_suite
+    from bench.data.build import build_dataset
+    from bench.suite.load import load_suite
+    from bench.suite.schema import dataset_spec
 
     monkeypatch.setenv("BENCH_DATA_ROOT", str(tmp_path))
     with pytest.raises(DataError) as info:
@@ -436,7 +438,7 @@ def test_suite_stops_at_once_without_data(tmp_path, monkeypatch, name):
 
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_suite_has_the_papers_settings(tmp_path, monkeypatch, name):
-    from bench.suite.schema import load_suite
+    from bench.suite.load import load_suite
 
     folder, build, methods = SUITES[name]
     build(tmp_path / folder)
@@ -444,7 +446,7 @@ def test_suite_has_the_papers_settings(tmp_path, monkeypatch, name):
     fixture_frames = ["datasets=[{name: prid2011, min_frames: 3}]"] if name == "prid" else []
     # the fixture trees have fewer identities than the papers' P (a check test_reliability tests)
     monkeypatch.setattr("bench.suite.checks.check_datasets", lambda *args: None)
-    cells = load_suite(SUITE_DIR / f"{name}.yaml", fixture_frames).cells()
+    cells = load_suite(SUITE_DIR / f"{name}.yaml", fixture_frames).cells
     splits = 10 if name in ("ilidsvid", "prid") else 1
     assert len(cells) == splits * len(methods)
     assert sorted({c.method for c in cells}) == sorted(methods)

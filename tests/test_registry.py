@@ -60,3 +60,34 @@ def test_bench_list_shows_methods_fields_defaults_and_datasets():
     for name in ("baseline", "iaunet", "stal", "rgsa-rgtr", "synthetic-video", "mars"):
         assert name in out
     assert "triplet_margin: 0.3" in out
+
+
+def test_a_plugin_written_against_the_old_distance_path_still_loads(monkeypatch):
+    """bench.distance moved to bench.eval.distance; the old path re-exports it for one
+    release, with a DeprecationWarning that names the new one."""
+    import importlib
+
+    from bench.eval import distance
+
+    monkeypatch.delitem(sys.modules, "bench.distance", raising=False)
+    with pytest.warns(DeprecationWarning, match="bench.eval.distance"):
+        old = importlib.import_module("bench.distance")
+    assert (old.cosine, old.euclidean, old.METRICS) == (
+        distance.cosine,
+        distance.euclidean,
+        distance.METRICS,
+    )
+
+
+def test_the_plugin_api_keeps_its_import_paths():
+    """What methods/*.py and third-party plugins import is where it was."""
+    from bench.config import DataConfig, MethodConfig, ModelConfig  # noqa: F401
+    from bench.errors import BenchError, ConfigError, DataError  # noqa: F401
+    from bench.losses import batch_hard_triplet, cross_entropy, weighted_triplet  # noqa: F401
+    from bench.method import Batch, Embedding, Method  # noqa: F401
+    from bench.models.backbone import Backbone  # noqa: F401
+    from bench.models.heads import BNNeck  # noqa: F401
+    from bench.registry import register_dataset, register_method, register_method_config
+
+    assert callable(register_method) and callable(register_method_config)
+    assert callable(register_dataset)

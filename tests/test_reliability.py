@@ -244,8 +244,9 @@ def test_p_and_splits_are_checked_against_a_real_release_index(
     """From the release's index and split files: no frame is decoded to know the sizes."""
     from PIL import Image
 
+    from bench.data.build import build_dataset
     from bench.errors import ConfigError
-    from bench.suite.schema import build_dataset, load_suite
+    from bench.suite.load import load_suite
 
     build(in_tmp / folder)
     dataset = build_dataset(name, {}, str(in_tmp))

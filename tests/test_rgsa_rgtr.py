@@ -17,7 +17,7 @@ from bench.errors import BenchError
 from bench.losses import weighted_triplet
 from bench.models.heads import spatial_avg
 from bench.models.relation import InnerProductRelation, LinearBN, RelationModule, reduced
-from bench.suite.schema import load_suite
+from bench.suite.load import load_suite
 from methods.rgsa_rgtr import RGSA, RGSARGTR, RGTR, RGSARGTRConfig
 
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "ablations" / "rgsa-rgtr.yaml"
@@ -361,7 +361,7 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
     # the suite's own dataset may be swapped for the test fixture; everything else is as written
     suite = load_suite(SUITE, ["datasets=[fixture-video]"])
     assert yaml.safe_load(SUITE.read_text())["datasets"] == ["synthetic-video"]
-    cells = [c for c in suite.cells() if c.method == "rgsa-rgtr"]
+    cells = [c for c in suite.cells if c.method == "rgsa-rgtr"]
     assert {c.seed for c in cells} == {0, 1, 2}  # the statistics issue: at least 3 seeds
     configs = {c.variant: c.method_config for c in cells}
     assert {(c.spatial, c.temporal, c.relation, c.loss) for c in configs.values()} >= {
@@ -393,9 +393,9 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
 def test_the_main_suites_row_is_the_form_the_ablation_reading_recommends():
     """reports/rgsa-rgtr-ablations.md: residual RGTR with BN-necks (rgtr-residual-neck-bn)."""
     suite = load_suite(SUITE.parent.parent / "video.yaml", ["datasets=[fixture-video]"])
-    config, *others = [c.method_config for c in suite.cells() if c.method == "rgsa-rgtr"]
+    config, *others = [c.method_config for c in suite.cells if c.method == "rgsa-rgtr"]
     ablation = load_suite(SUITE, ["datasets=[fixture-video]"])
-    row = next(c.method_config for c in ablation.cells() if c.variant == "rgtr-residual-neck-bn")
+    row = next(c.method_config for c in ablation.cells if c.variant == "rgtr-residual-neck-bn")
     assert all(c == config for c in others) and config == row
     assert (config.rgtr_residual, config.neck) == (True, "bn")
 
@@ -475,11 +475,11 @@ def test_neck_switch_adds_bn_necks_and_nothing_else():
 
 def test_the_method_sets_the_papers_test_protocol_and_a_suite_overrides_it():
     over = ["datasets=[fixture-video]", "seeds=[0]", "ablations={}"]
-    cells = {c.method: c.sections.eval for c in load_suite(SUITE, over).cells()}
+    cells = {c.method: c.sections.eval for c in load_suite(SUITE, over).cells}
     assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=2, clip_norm=True)
     assert cells["baseline"] == EvalConfig()  # other methods keep the harness defaults
     explicit = [*over, "eval.clip_norm=false", "method_config.rgsa-rgtr.eval={clip_stride: 1}"]
-    cells = {c.method: c.sections.eval for c in load_suite(SUITE, explicit).cells()}
+    cells = {c.method: c.sections.eval for c in load_suite(SUITE, explicit).cells}
     assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=1, clip_norm=False)
-    long = load_suite(SUITE, [*over, "data.seq_len=6"]).cells()
+    long = load_suite(SUITE, [*over, "data.seq_len=6"]).cells
     assert [c.sections.eval.clip_stride for c in long if c.method == "rgsa-rgtr"] == [3]

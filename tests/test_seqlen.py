@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from bench.config import DataConfig, EvalConfig, ModelConfig
+from bench.data.build import build_dataset
 from bench.engine.evaluator import _unique, extract, score_embeddings
 from bench.engine.seqlen import (
     clip_embedder,
@@ -20,7 +21,7 @@ from bench.engine.seqlen import (
 )
 from bench.eval.distance import euclidean
 from bench.method import Method
-from bench.suite.schema import build_dataset, load_suite
+from bench.suite.load import load_suite
 from methods.baseline import Baseline, BaselineConfig
 from methods.stal import STAL, STALConfig
 
@@ -151,7 +152,7 @@ def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
     suite = {**SUITE, "name": "seqlen"}
     suite["defaults"] = {**SUITE["defaults"], "train": train, "eval": evaluation}
     (in_tmp / "s.yaml").write_text(yaml.safe_dump(suite))
-    (cell,) = load_suite(in_tmp / "s.yaml").cells()
+    (cell,) = load_suite(in_tmp / "s.yaml").cells
     mlf = client()
     run = run_cell(mlf, experiment_id(mlf, "seqlen"), cell, RunOptions(force=True))
     assert run.metrics["seqlen.draws"] == 2

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from bench.errors import ConfigError
-from bench.suite.schema import deep_merge, load_suite, set_path
+from bench.suite.load import load_suite, set_path
+from bench.suite.yaml import deep_merge
 
 BASE = {
     "name": "t",
@@ -77,7 +78,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_command_line_overrides_go_under_defaults_unless_rooted(tmp_path):
     suite = load_suite(write(tmp_path, BASE), ["train.epochs=3", "seeds=[4, 5]"])
-    cells = suite.cells()
+    cells = suite.cells
     assert [c.seed for c in cells] == [4, 5]
     assert all(c.sections.train.epochs == 3 for c in cells)
     tree = {}
@@ -92,7 +93,7 @@ def test_override_file_is_merged(tmp_path):
             {"method_config": {"baseline": {"triplet_margin": 0.7, "train": {"lr": 0.01}}}}
         )
     )
-    (cell,) = load_suite(write(tmp_path, BASE), override_files=[str(patch)]).cells()
+    (cell,) = load_suite(write(tmp_path, BASE), override_files=[str(patch)]).cells
     assert cell.method_config.triplet_margin == 0.7 and cell.sections.train.lr == 0.01
 
 
@@ -110,7 +111,7 @@ def test_grid_expands_datasets_methods_variants_seeds(tmp_path):
             },
         },
     )
-    cells = load_suite(write(tmp_path, suite)).cells()
+    cells = load_suite(write(tmp_path, suite)).cells
     assert [(c.variant, c.seed) for c in cells] == [
         ("default", 0),
         ("default", 1),
@@ -126,21 +127,21 @@ def test_grid_expands_datasets_methods_variants_seeds(tmp_path):
 
 
 def test_config_hash_tracks_results_not_bookkeeping(tmp_path):
-    (a,) = load_suite(write(tmp_path, BASE)).cells()
-    (b,) = load_suite(write(tmp_path, BASE), ["data.workers=2", "eval.batch_size=5"]).cells()
-    (c,) = load_suite(write(tmp_path, BASE), ["train.lr=0.01"]).cells()
-    (d,) = load_suite(write(tmp_path, deep_merge(BASE, {"name": "other"}))).cells()
+    (a,) = load_suite(write(tmp_path, BASE)).cells
+    (b,) = load_suite(write(tmp_path, BASE), ["data.workers=2", "eval.batch_size=5"]).cells
+    (c,) = load_suite(write(tmp_path, BASE), ["train.lr=0.01"]).cells
+    (d,) = load_suite(write(tmp_path, deep_merge(BASE, {"name": "other"}))).cells
     assert a.config_hash == b.config_hash == d.config_hash
     assert a.config_hash != c.config_hash
     assert len(a.config_hash) == 16
 
 
 def test_eval_chunk_size_is_bookkeeping_and_rerank_is_a_result(tmp_path):
-    (a,) = load_suite(write(tmp_path, BASE)).cells()
-    (b,) = load_suite(write(tmp_path, BASE), ["eval.chunk_size=64"]).cells()
+    (a,) = load_suite(write(tmp_path, BASE)).cells
+    (b,) = load_suite(write(tmp_path, BASE), ["eval.chunk_size=64"]).cells
     rerank = deep_merge(
         BASE, {"defaults": {"eval": {"rerank": {"k1": 20, "k2": 6, "lambda": 0.3}}}}
     )
-    (c,) = load_suite(write(tmp_path, rerank)).cells()
+    (c,) = load_suite(write(tmp_path, rerank)).cells
     assert a.config_hash == b.config_hash != c.config_hash
     assert c.sections.eval.rerank.lambda_ == 0.3

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from bench.data.base import Split, Tracklet
+from bench.data.build import build_dataset
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets, read_index
 from bench.data.synthetic import store as store_module
 from bench.data.synthetic.attributes import PARTS, sample_identities, sharing
 from bench.errors import BenchError, ConfigError
 from bench.eval.difficulty import chance_rank1
 from bench.registry import DATASETS
-from bench.suite.schema import build_dataset
 
 TINY = dict(train_ids=6, test_ids=6, distractors=2, cameras=3, min_len=4, max_len=6)
 

@@ -11,15 +11,20 @@ import yaml
 from PIL import Image
 
 from bench.config import DataConfig
+from bench.data.base import Protocol, Split
+from bench.data.build import build_dataset
+from bench.data.cell_data import CellData
 from bench.data.loader import train_loader
 from bench.data.synthetic import GeneratorConfig, ensure_generated, load_tracklets
 from bench.data.synthetic.agreement import part_iou, pckh
 from bench.data.synthetic.estimate import PCKH, estimate_keypoints, estimate_mask
 from bench.data.synthetic.load import roles_of
 from bench.data.synthetic.plan import make_plan
-from bench.engine.cell import RunOptions, _tags
+from bench.engine.cell import RunOptions
+from bench.engine.device import Placement
+from bench.engine.record import cell_tags
 from bench.errors import ConfigError
-from bench.suite.schema import build_dataset, load_suite
+from bench.suite.load import load_suite
 
 TINY = dict(train_ids=6, test_ids=6, distractors=2, cameras=3, min_len=4, max_len=6)
 # sha256 over (path, bytes) of every exact mask PNG and keypoints.npy, sorted by path, as
@@ -207,9 +212,12 @@ def test_aux_is_in_the_resolved_config_and_the_run_tags(tmp_path):
     }
     path = tmp_path / "aux.yaml"
     path.write_text(yaml.safe_dump(suite))
-    cells = load_suite(path).cells()
+    cells = load_suite(path).cells
     assert [c.resolved()["dataset"]["aux"] for c in cells] == ["estimated", "exact"]
-    assert [_tags(c, RunOptions(), [])["aux"] for c in cells] == ["estimated", "exact"]
+    data = CellData(Split([], [], [], Protocol(name="p"), 0), frozenset())
+    where = Placement()
+    tags = [cell_tags(c, RunOptions(), [], data, where)["aux"] for c in cells]
+    assert tags == ["estimated", "exact"]
     assert cells[0].config_hash != cells[1].config_hash
 
 
@@ -225,7 +233,7 @@ def test_an_ablation_row_sets_aux_on_its_cells_and_both_sides_of_a_cross_entry(t
     }
     path = tmp_path / "aux.yaml"
     path.write_text(yaml.safe_dump(suite))
-    cells = load_suite(path).cells()
+    cells = load_suite(path).cells
     rows = [(c.shown_dataset, c.method, c.variant, c.dataset_options["aux"]) for c in cells]
     assert rows == [
         ("synthetic-video", "baseline", "default", "estimated"),

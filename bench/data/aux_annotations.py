@@ -6,9 +6,9 @@ relative DIR is taken relative to the dataset root). Both folders mirror the rel
 
 - ``masks/<frame path relative to the root, extension replaced by .png>``: an 8-bit,
   single-channel PNG of the frame's size; 0 = background, 1 = head, 2 = upper body,
-  3 = lower body, 4 = shoes (IAUnet's four parts, METHODS.md).
+  3 = lower body, 4 = shoes (IAUnet's four parts, docs/methods.md).
 - ``keypoints/<tracklet key>.npy``: a float array (n_frames, 14, 3) of x, y in the frame's own
-  pixels and a visibility in [0, 1], joints in METHODS.md's STAL order, one row per frame in
+  pixels and a visibility in [0, 1], joints in docs/methods.md's STAL order, one row per frame in
   the tracklet's frame-index order. Each dataset documents its tracklet keys (for an image
   dataset: the image path without its extension, an array of shape (1, 14, 3)).
 

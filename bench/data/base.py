@@ -30,7 +30,7 @@ class Tracklet:
     masks: per-frame part label maps (PNG, 0 = background, 1..4 = head, upper body, lower body,
     shoes), parallel to ``frames``, or None.
     keypoints: a ``.npy`` file of shape (len(frames), 14, 3) holding x, y in the frame's own
-    pixels and a visibility in [0, 1], joints in METHODS.md's order, or None.
+    pixels and a visibility in [0, 1], joints in docs/methods.md's order, or None.
     """
 
     frames: tuple[str, ...]

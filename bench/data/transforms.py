@@ -10,7 +10,7 @@ import torch
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-# joint order of METHODS.md: (r-shoulder, l-shoulder), (r-elbow, l-elbow), ... swap on a flip
+# joint order of docs/methods.md: (r-shoulder, l-shoulder), (r-elbow, l-elbow), ... swap on a flip
 FLIP_PAIRS = ((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13))
 
 

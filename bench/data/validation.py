@@ -8,6 +8,11 @@ from collections import defaultdict
 from bench.data.base import Protocol, Split, Tracklet
 
 
+def held_out_count(ids: int, fraction: float) -> int:
+    """How many of ``ids`` training identities a validation split of ``fraction`` holds out."""
+    return max(2, round(fraction * ids)) if fraction > 0 else 0
+
+
 def carve_validation(split: Split, fraction: float, seed: int) -> Split:
     """Hold out ``fraction`` of the training identities (those seen by >= 2 cameras).
 
@@ -20,7 +25,7 @@ def carve_validation(split: Split, fraction: float, seed: int) -> Split:
         by_pid[t.pid].append(t)
     rng = random.Random(seed)
     eligible = sorted(p for p, ts in by_pid.items() if len({t.camid for t in ts}) >= 2)
-    n_val = max(2, round(fraction * len(by_pid)))
+    n_val = held_out_count(len(by_pid), fraction)
     if len(eligible) < n_val:
         raise ValueError(
             f"cannot hold out {n_val} identities: only {len(eligible)} training "

@@ -35,11 +35,13 @@ import torch
 import yaml
 
 from bench.data.base import Split, Tracklet
+from bench.data.build import build_dataset
 from bench.data.loader import train_loader
 from bench.data.validation import carve_validation
 from bench.engine import killpoints
-from bench.engine.cell import _param, log_metrics, placement_tags, seed_everything
+from bench.engine.assemble import placement_tags, seed_everything
 from bench.engine.device import Placement, place, resolve_device
+from bench.engine.record import log_metrics, param
 from bench.engine.tracking import environment_tags, flatten
 from bench.engine.trainer import Trainer
 from bench.errors import BenchError
@@ -49,7 +51,6 @@ from bench.losses import batch_hard_triplet, cross_entropy
 from bench.method import Batch, Method
 from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, spatial_avg
-from bench.suite.schema import build_dataset
 from bench.suite.warmstart import WEIGHTS, PretrainSpec
 
 log = logging.getLogger("bench")
@@ -176,7 +177,7 @@ def open_run(mlf, exp_id: str, spec: PretrainSpec) -> str:
         return running[0].info.run_id
     run_id = mlf.create_run(exp_id, run_name=spec.label).info.run_id
     params = flatten(spec.resolved())
-    mlf.log_batch(run_id, params=[_param(k, v) for k, v in params.items()])
+    mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
     tags = {
         STAGE_TAG: "pretrain",
         "pretrain_hash": spec.hash,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.eval.streaming import Distance, Embedding, count, gallery_blocks
+from bench.eval.blocks import Distance, Embedding, count, gallery_blocks
 
 
 class KReciprocal:

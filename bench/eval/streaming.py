@@ -9,45 +9,14 @@ CUDA) unless ``chunk_size`` fixes the queries per chunk.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from tqdm.auto import tqdm
 
 from bench.data.base import Protocol
+from bench.eval.blocks import Distance, Embedding, count, gallery_blocks, rows_of
 from bench.eval.memory import PAIR_BYTES, memory_budget, query_rows
 from bench.eval.metrics import Scorer
-
-Embedding = dict[str, torch.Tensor]
-Distance = Callable[[Embedding, Embedding], torch.Tensor]
-
-
-def rows_of(emb: Embedding, index: torch.Tensor | slice) -> Embedding:
-    return {k: v[index] for k, v in emb.items()}
-
-
-def count(emb: Embedding) -> int:
-    return len(next(iter(emb.values())))
-
-
-def gallery_blocks(
-    distance: Distance, gallery: Embedding, keep: torch.Tensor | None, budget: int
-) -> Callable[[Embedding], torch.Tensor]:
-    """-> f(query rows) = distances (q, G kept) to the kept gallery items (all when ``keep`` is
-    None), computed ``budget``-sized gallery blocks at a time."""
-    n = count(gallery) if keep is None else len(keep)
-    item_bytes = 8 * sum(v[0].numel() for v in gallery.values())  # float64 work copies
-    block = max(1, min(n, budget // (4 * item_bytes)))
-
-    def rows(query: Embedding) -> torch.Tensor:
-        ref = next(iter(query.values()))
-        out = torch.empty(count(query), n, dtype=ref.dtype, device=ref.device)
-        for s in range(0, n, block):
-            part = slice(s, s + block) if keep is None else keep[s : s + block]
-            out[:, s : s + block] = distance(query, rows_of(gallery, part))
-        return out
-
-    return rows
+from bench.eval.rerank import KReciprocal
 
 
 @torch.no_grad()
@@ -76,8 +45,6 @@ def evaluate_features(
     dist_rows = gallery_blocks(distance, gallery, keep, budget // 2)
     reranker = re_scorer = None
     if rerank is not None:
-        from bench.eval.rerank import KReciprocal
-
         reranker = KReciprocal(distance, query, gallery, budget, **rerank)
         re_scorer = Scorer(g_pids, g_cams, protocol)
     n = count(query)

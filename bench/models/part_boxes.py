@@ -1,6 +1,6 @@
 """Body-part boxes from 14 joints, fixed prior boxes, and RoI features of the boxes.
 
-Joints follow METHODS.md's STAL order (1-based): 1 head top, 2 neck, 3 right shoulder,
+Joints follow docs/methods.md's STAL order (1-based): 1 head top, 2 neck, 3 right shoulder,
 4 right elbow, 5 right wrist, 6 left shoulder, 7 left elbow, 8 left wrist, 9 left hip,
 10 left knee, 11 left ankle, 12 right hip, 13 right knee, 14 right ankle. Boxes are
 (x1, y1, x2, y2) in input-image pixels, (..., R, 4) with R = 6 parts in :data:`PART_NAMES` order.

@@ -63,7 +63,7 @@ def _errors(failed: pd.DataFrame) -> list[str]:
 def experiment_name(suite: str) -> str:
     """A suite file's name, or the argument itself (an experiment name)."""
     if Path(suite).is_file():
-        from bench.suite.schema import load_suite
+        from bench.suite.load import load_suite
 
         return load_suite(suite).name
     return suite

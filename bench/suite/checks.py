@@ -17,8 +17,11 @@ from __future__ import annotations
 import json
 
 from bench.data.base import ReIDDataset
+from bench.data.build import build_dataset
+from bench.data.validation import held_out_count
 from bench.errors import ConfigError
-from bench.suite.schema import Cell, CrossSpec, Suite, build_dataset, dataset_spec
+from bench.suite.schema import Cell, CrossSpec, Suite, dataset_spec
+from bench.suite.warmstart import is_ref
 
 
 def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
@@ -30,11 +33,6 @@ def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
     if field in suite.spec.method_config.get(cell.method, {}).get(section, {}):
         return f"method_config.{cell.method}.{section}.{field}"
     return f"defaults.{section}.{field}"
-
-
-def held_out(ids: int, fraction: float) -> int:
-    """Identities ``carve_validation`` holds out of ``ids``."""
-    return max(2, round(fraction * ids)) if fraction > 0 else 0
 
 
 def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> None:
@@ -62,7 +60,7 @@ def check_datasets(suite: Suite, cells: list[Cell], data_root: str | None) -> No
         if ids is None:
             continue
         train = cell.sections.train
-        usable = ids - held_out(ids, train.val_fraction)
+        usable = ids - held_out_count(ids, train.val_fraction)
         p = cell.sections.data.p
         if p > usable:
             held = f" after holding out {ids - usable} for validation" if usable < ids else ""
@@ -96,7 +94,6 @@ def check_weights(suite: Suite, cells: list[Cell]) -> None:
     """``model.weights`` files exist, ``model.pretrained`` weights are cached or the hub answers
     (one short probe): a property of this machine, so checked only before running."""
     from bench.models.backbone import check_weights as problem_of
-    from bench.suite.warmstart import is_ref
 
     for cell in {c.sections.model.model_dump_json(): c for c in cells}.values():
         if is_ref(cell.sections.model.weights):

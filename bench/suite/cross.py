@@ -24,7 +24,8 @@ or a ``{name: ..., <options>}`` spec) expands into one cell per numbered split o
 Checked before any work (:func:`check_cross`): both sides known datasets with valid options,
 of one modality (video or image), and not the same dataset with the same options. When both
 sides are one registered dataset (its pids name the same persons) loading also checks that no
-training identity is a test identity (:func:`check_disjoint`).
+training identity is a test identity (:func:`bench.data.cell_data.check_disjoint`, where a
+cell's data is loaded).
 """
 
 from __future__ import annotations
@@ -33,18 +34,10 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from bench.data.base import ReIDDataset, Split, Tracklet
-from bench.errors import BenchError, ConfigError
+from bench.data.build import build_dataset
+from bench.errors import ConfigError, raise_validation
 from bench.registry import DATASETS
-from bench.suite.schema import (
-    ROLES,
-    CrossSpec,
-    DatasetSpec,
-    TrainSide,
-    build_dataset,
-    dataset_spec,
-    raise_validation,
-)
+from bench.suite.schema import ROLES, CrossSpec, DatasetSpec, TrainSide, dataset_spec
 
 #: Options that do not change which data a side is (ignored when comparing the two sides).
 NOT_DATA = ("root", "splits")
@@ -134,47 +127,3 @@ def entry_splits(
         )
         for i in target.split_indices()
     ]
-
-
-def _prepared(name: str, options: dict, data_root: str | None) -> ReIDDataset:
-    dataset = build_dataset(name, options, data_root)
-    dataset.prepare()
-    return dataset
-
-
-def load_cell_data(cell, data_root: str | None) -> tuple[Split, frozenset[str]]:
-    """A cell's split and the auxiliary inputs it may use: for a cross-dataset cell, the
-    source's training split with the target's query, gallery and protocol."""
-    target = _prepared(cell.dataset, cell.dataset_options, data_root)
-    split = target.load_split(cell.split)
-    side = cell.train_side
-    if side is None:
-        return split, target.available_aux()
-    source = _prepared(side.dataset, side.options, data_root)
-    train = source.load_split(side.split).train
-    if side.dataset == cell.dataset:
-        check_disjoint(cell.label, train, split)
-    aux = source.available_aux() & target.available_aux()
-    return Split(train, split.query, split.gallery, split.protocol, split.index), aux
-
-
-def check_disjoint(label: str, train: list[Tracklet], test: Split) -> None:
-    """No training identity among the test identities (both sides one registered dataset, so
-    equal pids are the same person)."""
-    shared = {t.pid for t in train} & {t.pid for t in (*test.query, *test.gallery)}
-    if shared:
-        shown = ", ".join(map(str, sorted(shared)[:5])) + (", ..." if len(shared) > 5 else "")
-        raise BenchError(
-            f"{label}: {len(shared)} training identities of the train side are test identities "
-            f"of the test side (pids {shown}); a cross-dataset cell of one dataset must train "
-            "and test on disjoint identities: give both sides the same split options"
-        )
-
-
-def cross_tags(cell) -> dict[str, str]:
-    """MLflow tags naming a cross-dataset cell's two sides (none for other cells)."""
-    side = cell.train_side
-    if side is None:
-        return {}
-    split = str(side.split)
-    return {"train_dataset": side.dataset, "test_dataset": cell.dataset, "train_split": split}

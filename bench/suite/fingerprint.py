@@ -66,7 +66,6 @@ NOT_RESULT_CODE = (
     "errors.py",
     "eval/memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
     "files",  # how files are written and who may write them, not what
-    "plugins.py",
     "preflight.py",
     "registry.py",
     "report",  # tables, intervals (recomputed from the stored per-query results), figures

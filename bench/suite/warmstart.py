@@ -15,15 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from bench.config import DataConfig, Defaults, ModelConfig, PretrainConfig, TrainConfig
-from bench.errors import BenchError, ConfigError
-
-if TYPE_CHECKING:
-    from bench.suite.schema import Suite
+from bench.data.base import ReIDDataset
+from bench.data.build import build_dataset
+from bench.data.validation import held_out_count
+from bench.errors import BenchError, ConfigError, raise_validation
+from bench.registry import DATASETS
+from bench.suite.fingerprint import harness_fingerprint, plugin_fingerprint
+from bench.suite.schema import NON_RESULT_KEYS, Suite, dataset_spec, digest
+from bench.suite.yaml import deep_merge
 
 REF = "pretrain:"
 WEIGHTS = "backbone.pt"
@@ -64,8 +68,6 @@ class PretrainSpec:
 
     def hashed(self) -> dict[str, Any]:
         """The resolved config without what cannot change the weights (as for cells)."""
-        from bench.suite.schema import NON_RESULT_KEYS
-
         cfg = self.resolved()
         cfg["dataset"].pop("root", None)
         for section, key in NON_RESULT_KEYS:
@@ -78,10 +80,6 @@ class PretrainSpec:
     def code(self) -> dict[str, str]:
         """The code that trains the weights: the harness (this stage, the engine, the data
         pipeline, the models) and the dataset plugin (:mod:`bench.suite.fingerprint`)."""
-        from bench.data.base import ReIDDataset
-        from bench.registry import DATASETS
-        from bench.suite.fingerprint import harness_fingerprint, plugin_fingerprint
-
         return {
             "harness": harness_fingerprint(),
             "dataset": plugin_fingerprint(DATASETS.get(self.dataset), ReIDDataset),
@@ -89,9 +87,7 @@ class PretrainSpec:
 
     @property
     def hash(self) -> str:
-        from bench.suite.schema import _digest
-
-        return _digest(self.hashed())
+        return digest(self.hashed())
 
     @property
     def ref(self) -> str:
@@ -157,9 +153,6 @@ def pretrain_spec(
     cfg = suite.spec.pretrain
     if cfg is None:
         return None
-    from bench.suite.checks import held_out
-    from bench.suite.schema import build_dataset, dataset_spec, deep_merge, raise_validation
-
     entry = _dataset_entry(suite, cfg.dataset)
     name, options = dataset_spec(entry)
     dataset = build_dataset(name, options, data_root, suite.path)
@@ -185,7 +178,7 @@ def pretrain_spec(
         raise_validation(suite.path, exc, ("pretrain", "train"))
     ids = dataset.train_identities(splits[0])
     if ids is not None and fraction:
-        ids -= held_out(ids, fraction)
+        ids -= held_out_count(ids, fraction)
     if ids is not None and data.p > ids:
         raise ConfigError(
             f"{suite.path}: pretrain.data.p",
@@ -209,8 +202,6 @@ def pretrain_spec(
 
 def _dataset_entry(suite: Suite, wanted: str | None):
     """The suite's dataset entry named (by label, else name) ``wanted``; the first if None."""
-    from bench.suite.schema import dataset_spec
-
     entries = suite.spec.datasets
     if wanted is None:
         return entries[0]

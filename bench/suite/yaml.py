@@ -8,6 +8,7 @@ problem is one line naming where it is.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,24 @@ def read_yaml_file(path: Path) -> Any:
             str(path), f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from exc
     return parse_yaml(text, str(path))
+
+
+def read_yaml(path: Path, what: str = "suite file") -> dict:
+    """A YAML file holding a mapping (a suite, a patch, launcher settings)."""
+    if not path.is_file():
+        raise ConfigError(str(path), f"no such {what}")
+    data = read_yaml_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "expected a mapping at the top level")
+    return data
+
+
+def deep_merge(base: dict, patch: dict) -> dict:
+    """A copy of ``base`` with ``patch`` merged in (mappings recursively, the rest replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

@@ -28,14 +28,17 @@ from typing import Any
 import optuna
 import yaml
 
+from bench.data.build import build_dataset
 from bench.engine.cell import CellStopped, RunOptions, run_cell
 from bench.engine.pretrain import ensure_weights
 from bench.engine.tracking import client, experiment_id
 from bench.errors import BenchError
 from bench.files.atomic import write_text
 from bench.registry import METHODS
-from bench.suite.schema import Cell, Suite, build_dataset, dataset_spec, deep_merge
+from bench.suite.grid import cell_config
+from bench.suite.schema import Cell, Suite, dataset_spec
 from bench.suite.warmstart import PretrainSpec, pretrain_spec
+from bench.suite.yaml import deep_merge
 from bench.tune.admission import Admission, fail_stale_trials, finished_trials, optimize
 from bench.tune.runs import close_trial_runs, parent_run
 from bench.tune.workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
@@ -85,7 +88,7 @@ def trial_cell(
     warm started from ``warm`` when its model is the stage's backbone."""
     name, options = dataset_spec(suite.spec.datasets[0])
     override = deep_merge(override, {"train": {"val_fraction": opts.val_fraction}})
-    config, sections = suite.cell_config(opts.method, override, f"trial {number}")
+    config, sections = cell_config(suite, opts.method, override, f"trial {number}")
     sections = warm.warm_started(sections) if warm else sections
     return Cell(
         suite.name, name, options, 0, opts.method, f"trial{number}", opts.seed, config, sections

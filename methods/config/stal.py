@@ -17,7 +17,7 @@ Branches = Literal["both", "global", "local"]
 
 @register_method_config("stal")
 class STALConfig(MethodConfig):
-    """The paper's defaults (METHODS.md "STAL") and the switches of its ablations."""
+    """The paper's defaults (docs/methods.md#stal) and the switches of its ablations."""
 
     split_stage: int = Field(
         3, ge=1, le=3, description="last stage of the low-level CNN (3 = stride 16)"

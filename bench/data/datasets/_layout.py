@@ -7,7 +7,7 @@
 - :class:`RealDataset` validates a release once and attaches the auxiliary annotations. The two
   protocol families: :class:`FixedSplitDataset` (one train / query / gallery partition) and
   :class:`PairedCameraDataset` (one tracklet per person in each of two cameras, numbered
-  identity splits, probe = camera 1, gallery = camera 2, CMC only; METHODS.md, protocol).
+  identity splits, probe = camera 1, gallery = camera 2, CMC only; docs/methods.md, protocol).
   :class:`ImageFolderDataset` is a fixed split read from three folders of named images.
 """
 

@@ -4,7 +4,7 @@ test identities plus 408 distractors (702 query and 2,636 gallery tracklets); 8 
 The release: ``train|query|gallery/<pid>/<tracklet>/`` (e.g. ``train/0001/0001/``) with frames
 ``0001_C6_F0099_X30823.jpg`` (pid, camera C, frame index F, ordering by F; the first release's
 ``0001C6F0099X30823.jpg`` is accepted too). Fixed query/gallery; gallery items of the query's
-identity and camera are junk (METHODS.md, protocol). Tracklet key (aux keypoints):
+identity and camera are junk (docs/methods.md, protocol). Tracklet key (aux keypoints):
 ``train/0001/0001``.
 """
 

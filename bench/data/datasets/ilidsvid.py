@@ -4,7 +4,7 @@ The release (iLIDS-VID.tar): ``i-LIDS-VID/sequences/cam1|cam2/personNNN/`` with 
 ``camC_personNNN_FFFFF.png`` (ordered by FFFFF), and ``train-test people splits/
 train_test_splits_ilidsvid.mat`` whose variable ``ls_set`` (10, 300) holds, per split, a
 permutation of 1..300 indexing the person folders in sorted order: the first half are the test
-persons, the rest the training persons (Wang et al.; METHODS.md, protocol). Probe = cam1,
+persons, the rest the training persons (Wang et al.; docs/methods.md, protocol). Probe = cam1,
 gallery = cam2, CMC only. Tracklet key (aux keypoints): ``i-LIDS-VID/sequences/cam1/person001``.
 """
 

@@ -7,7 +7,7 @@ The release: ``bbox_train/`` and ``bbox_test/`` hold one folder per identity wit
 start, end (1-based, inclusive, into the name list), pid, camera) and ``query_IDX.mat``
 (1-based rows of the test tracks that are queries). Frames are ordered by their F index.
 
-Protocols (METHODS.md, protocol; recorded as the split's protocol name):
+Protocols (docs/methods.md, protocol; recorded as the split's protocol name):
 - ``official`` (default): gallery = all test tracks, queries included; junk = identity -1 and
   same identity + same camera; AP by the trapezoid rule (the MARS-evaluation MATLAB code).
 - ``torchreid``: gallery = test tracks minus the queries; identity -1 dropped at load; AP =

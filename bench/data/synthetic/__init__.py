@@ -1,6 +1,6 @@
 """The embedded synthetic pedestrian-video dataset: generator, cache and loader.
 
-Pedestrians are drawn from the 14 joints of METHODS.md with a walking cycle and dressed in part
+Pedestrians are drawn from the 14 joints of docs/methods.md with a walking cycle and dressed in part
 attributes from small palettes; cameras change viewpoint, scale, jitter, background, light and
 colour; occluders and misdetections come at configurable rates. See docs/synthetic.md.
 """

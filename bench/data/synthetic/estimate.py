@@ -45,7 +45,7 @@ PCKH = {
     "ankle": 83.3,
 }
 PCKH_MEAN = 90.3  # the same table's mean over all joints
-# The 14 joints of METHODS.md by type: head top, neck, right arm, left arm, left leg, right leg.
+# The 14 joints (docs/methods.md) by type: head top, neck, right arm, left arm, left leg, right leg.
 JOINT_TYPES = ("head", "head") + ("shoulder", "elbow", "wrist") * 2 + ("hip", "knee", "ankle") * 2
 LIMB_PAIRS = ((slice(2, 5), slice(5, 8)), (slice(8, 11), slice(11, 14)))  # arms, legs
 HEAD_FRACTION = 0.1  # MPII's head segment as a fraction of the body height (an assumption)

@@ -21,7 +21,7 @@ from bench.files.atomic import atomic_path
 PART_COLOURS = np.array(
     [[0, 0, 0], [255, 60, 60], [60, 200, 60], [60, 120, 255], [255, 220, 0]], np.float32
 )
-# Skeleton edges in the 14-joint order of METHODS.md (0-based).
+# Skeleton edges in the 14-joint order of docs/methods.md (0-based).
 BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (2, 11), (5, 8), (8, 9),
          (9, 10), (11, 12), (12, 13), (8, 11))  # fmt: skip
 ZOOM = 2

@@ -1,4 +1,4 @@
-"""The 14-joint skeleton of METHODS.md (STAL) and a walking cycle in 3-D.
+"""The 14-joint skeleton of docs/methods.md (STAL) and a walking cycle in 3-D.
 
 Body coordinates, in units of a standing height of about 1: x to the person's left, y up from
 the ground, z forward (the walking direction). A camera at yaw 0 sees the person from the

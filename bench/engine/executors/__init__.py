@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from bench.config import LauncherConfig
 from bench.engine.executors.worker import Context, Outcome, drain
-from bench.errors import ConfigError
+from bench.errors import ConfigError, raise_validation
+from bench.suite.yaml import read_yaml
 
 __all__ = ["Context", "Outcome", "Launch", "drain", "execute"]
 
@@ -53,15 +56,13 @@ def parse_jobs(text: str | None) -> int | str:
 
 def launcher_settings(suite_launcher: LauncherConfig, file: str | None, flags: dict):
     """The suite's ``launcher:`` section <- ``--launcher-config FILE`` <- flags (not None)."""
-    from pydantic import ValidationError
-
-    from bench.suite.schema import raise_validation, read_yaml
-
     merged = suite_launcher.model_dump()
     if file:
         try:
             merged.update(
-                LauncherConfig.model_validate(read_yaml(Path(file))).model_dump(exclude_unset=True)
+                LauncherConfig.model_validate(
+                    read_yaml(Path(file), "launcher settings file")
+                ).model_dump(exclude_unset=True)
             )
         except ValidationError as exc:
             raise_validation(file, exc)

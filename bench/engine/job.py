@@ -1,0 +1,106 @@
+"""Train and score one claimed cell: the training (or the weights of a run that trained the
+same model), the evaluation on the test split, the sequence-length study when asked, and the
+metrics and artifacts they leave in the cell's run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.data.cell_data import CellData
+from bench.data.loader import train_loader
+from bench.engine import claims, distributed, killpoints, record
+from bench.engine.device import placement_of
+from bench.engine.evaluator import score
+from bench.engine.seqlen import sequence_length_study
+from bench.engine.trainer import Trainer
+from bench.engine.types import EvalHook, RunOptions
+from bench.method import Method
+from bench.suite.schema import Cell
+
+log = logging.getLogger("bench")
+
+
+@dataclass
+class Job:
+    """Everything one cell's training and scoring needs."""
+
+    mlf: Any
+    exp_id: str
+    run_id: str
+    cell: Cell
+    data: CellData
+    method: Method
+    aux: frozenset[str]
+    opts: RunOptions
+    on_epoch: EvalHook | None
+    claim: claims.Claim | None  # rank 0's; None on the other ranks under DDP
+    checkpoint: Path
+
+    def score(self) -> dict:
+        s = self.cell.sections
+        return score(self.method, self.data.split, s.data, s.eval, self.aux)
+
+
+def _reuse_weights(job: Job) -> str | None:
+    """Load the weights of a finished run that trained the same model, if any (rank 0);
+    returns that run's id."""
+    reuse = not job.opts.force and job.on_epoch is None
+    donor = record.trained_weights(job.mlf, job.exp_id, job.cell) if reuse else None
+    if donor is None:
+        return None
+    job.method.load_state_dict(donor[1])
+    job.mlf.set_tag(job.run_id, "weights_from", donor[0])
+    log.info("%s: test-time variant, weights of run %s", job.cell.label, donor[0])
+    return donor[0]
+
+
+def train(job: Job) -> bool:
+    """Train the method (from its checkpoint if any), or load the weights of a run that
+    trained the same model; True if it trained."""
+    if distributed.on_rank0(lambda: _reuse_weights(job)) is not None:
+        return False
+    sections = job.cell.sections
+    distributed.seed_rank(job.cell.seed)
+    loader, _ = train_loader(
+        job.data.split.train,
+        sections.data,
+        job.aux,
+        job.cell.seed,
+        device=placement_of(job.method).device,
+        rank=distributed.rank(),
+        world=distributed.world(),
+    )
+
+    def epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        if not distributed.is_rank0():
+            return
+        job.claim.check()
+        record.log_metrics(job.mlf, job.run_id, logs, step=epoch)
+        if job.on_epoch is not None:
+            job.on_epoch(epoch, job.score)
+
+    Trainer(job.method, loader, sections.train, job.checkpoint).fit(epoch_end)
+    return True
+
+
+def train_and_score(job: Job) -> dict[str, float]:
+    """Train, then (rank 0) score and record the cell; its final metrics."""
+    s, split = job.cell.sections, job.data.split
+    start = time.perf_counter()
+    trained = train(job)
+    train_s = time.perf_counter() - start
+    if not distributed.is_rank0():
+        return {}  # rank 0 scores and logs
+    result = job.score()
+    killpoints.reached("evaluating")
+    study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)
+    metrics = record.final_metrics(result, study)
+    metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
+    record.log_metrics(job.mlf, job.run_id, metrics)
+    state = job.method.state_dict() if job.opts.log_model and trained else None
+    record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, state, study)
+    return metrics
