@@ -41,8 +41,24 @@ class MethodConfig(Section):
 class ModelConfig(Section):
     backbone: str = Field("resnet18", description="timm model name of a CNN with stages")
     pretrained: bool = Field(False, description="load timm's ImageNet weights")
-    weights: str | None = Field(None, description="local weight file for the backbone")
+    weights: str | None = Field(
+        None,
+        description="the backbone's weights: a file (timm or torchvision layout), a named source "
+        "(imagenet:mobilenetv2_100; bench/models/weights.py) or a warm start (pretrain:<hash>)",
+    )
     last_stride: Literal[1, 2] = Field(1, description="stride of the last stage (1 = re-ID)")
+    frozen_stages: int = Field(
+        0,
+        ge=0,
+        le=4,
+        description="the stem and stages 1..N keep their (pretrained) weights and BatchNorm "
+        "statistics: never trained, no gradient (0 = the whole backbone trains)",
+    )
+    feature_head: Literal["keep", "drop"] = Field(
+        "keep",
+        description="the pretrained layers between the last stage and the classifier "
+        "(MobileNetV2's 1x1 conv to 1280 channels): kept as the end of stage 4, or dropped",
+    )
     kwargs: dict = Field(default_factory=dict, description="extra timm create_model kwargs")
 
 
@@ -80,8 +96,28 @@ class TrainConfig(Section):
     milestones: list[int] = Field(default_factory=lambda: [40, 80], description="multistep")
     gamma: float = Field(0.1, gt=0, description="decay factor")
     warmup_epochs: int = Field(0, ge=0, description="linear warm-up epochs")
+    new_lr_mult: float = Field(
+        1.0,
+        gt=0,
+        description="lr of the modules a method adds (blocks, necks, heads, part networks) as a "
+        "multiple of lr; the backbone's pretrained parameters train at lr",
+    )
+    freeze_backbone_epochs: int = Field(
+        0,
+        ge=0,
+        description="first epochs that train only the added modules (the backbone's "
+        "parameters frozen; its BatchNorm statistics keep adapting)",
+    )
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap batches per epoch")
-    val_fraction: float = Field(0.0, ge=0, lt=1, description="training ids held out (tune)")
+    val_fraction: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="training ids held out, and scored after every epoch (val.mAP, val.R1)",
+    )
+    val_frames: int | None = Field(
+        16, ge=1, description="frames of each validation tracklet scored (its first; None = all)"
+    )
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="autocast dtype of training and evaluation (fp16 uses a GradScaler)"
     )

@@ -12,7 +12,11 @@ A method is an ``nn.Module`` registered with ``@register_method("name")`` and a 
   evaluator calls it on chunks of queries and blocks of the gallery, so entry (i, j) must depend
   on query i and gallery item j only;
 - ``search_space(trial)`` -> an override (method fields plus optional ``train``/``data``/
-  ``model``/``eval`` patches) for ``bench tune``.
+  ``model``/``eval`` patches) for ``bench tune``;
+- ``pretrained_parameters()`` (the backbone's, which train at ``train.lr``; every other
+  parameter is a new module's, at ``train.lr * train.new_lr_mult``) and ``gates()`` (each
+  zero-initialised gate or residual scale, found as a module's ``gate`` attribute; logged per
+  epoch as ``diag.gate.<module>``) come with the base class.
 
 A batch is a dict: ``clips`` (B, T, C, H, W) float, ``pids`` (B,) long class indices,
 ``camids`` (B,) long, and when the dataset provides them ``part_masks`` (B, T, H, W) long
@@ -30,6 +34,7 @@ from torch import nn
 from bench.config import DataConfig, MethodConfig, ModelConfig
 from bench.eval.blocks import Embedding
 from bench.eval.distance import cosine
+from bench.models.backbone import Backbone
 
 Batch = dict[str, torch.Tensor]
 AUX_KEYS = ("part_masks", "keypoints")
@@ -80,6 +85,26 @@ class Method(nn.Module):
 
     def loss(self, outputs: dict[str, Any], batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the timm backbone(s) the method builds on (pretrained when the
+        model's weights are); the other parameters belong to modules the method adds."""
+        return [
+            p
+            for module in self.modules()
+            if isinstance(module, Backbone)
+            for p in module.timm_model.parameters()
+        ]
+
+    def diagnostics(self, emb: Embedding) -> dict[str, float]:
+        """Figures about the method's test embeddings of N tracklets, logged as metrics
+        (``diag.<name>``; none by default)."""
+        return {}
+
+    def gates(self) -> dict[str, torch.Tensor]:
+        """Every zero-initialised gate or residual scale, by module name: a module's ``gate``."""
+        found = ((name, getattr(module, "gate", None)) for name, module in self.named_modules())
+        return {name: gate for name, gate in found if isinstance(gate, torch.Tensor)}
 
     def embed(self, clips: torch.Tensor, aux: Batch) -> Embedding:
         """clips: (B, T, C, H, W) -> embedding of each clip (tensors with leading dim B)."""

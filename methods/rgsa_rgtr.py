@@ -93,6 +93,11 @@ class RGTR(torch.nn.Module):
         if residual:
             torch.nn.init.zeros_(self.guided.proj.bn.weight)
 
+    @property
+    def gate(self) -> torch.Tensor | None:
+        """BN0's zero-initialised weight of the residual form (none in the paper's form)."""
+        return self.guided.proj.bn.weight if self.residual else None
+
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         if f.shape[1] != self.guided.count:
             raise BenchError(

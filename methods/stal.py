@@ -304,6 +304,21 @@ class STAL(Method):
             return d
         return d + cfg.fusion_rate * euclidean(query["g"], gallery["g"])
 
+    def diagnostics(self, emb: Embedding) -> dict[str, float]:
+        """The scales of the fused distance's two terms over test pairs (up to 512 x 512
+        tracklets): ``diag.stal.d_local`` (mean d_l) and ``diag.stal.d_global_fused`` (mean
+        fusion_rate * d_g), so that a report says which term dominates ``d``."""
+        if "g" not in emb or "f" not in emb:
+            return {}
+        sub = {k: v[:512] for k, v in emb.items()}
+        d_l = local_distance(sub["f"], sub["a"], sub["f"], sub["a"])
+        d_g = self.config.fusion_rate * euclidean(sub["g"], sub["g"])
+        off = ~torch.eye(len(d_l), dtype=torch.bool, device=d_l.device)
+        return {
+            "diag.stal.d_local": float(d_l[off].mean()),
+            "diag.stal.d_global_fused": float(d_g[off].mean()),
+        }
+
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
         """Learning rate, margins, fusion rate, local loss weight and embedding sizes, over the

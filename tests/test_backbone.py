@@ -51,7 +51,9 @@ def test_clip_module_sees_the_clip_before_the_last_block():
 
 
 def test_any_timm_cnn_with_stages():
-    b = Backbone(ModelConfig(backbone="efficientnet_b0"))
+    b = Backbone(ModelConfig(backbone="efficientnet_b0"))  # its 1x1 head conv kept
+    assert b(torch.randn(1, 2, 3, 64, 32)).shape[:3] == (1, 2, 1280)
+    b = Backbone(ModelConfig(backbone="efficientnet_b0", feature_head="drop"))
     assert b(torch.randn(1, 2, 3, 64, 32)).shape[:3] == (1, 2, 320)
 
 

@@ -169,7 +169,7 @@ def test_tune_scores_on_training_identities_only(in_tmp, monkeypatch):
 
     def spy(cell, data_root):
         data = original(cell, data_root)
-        seen.append(data.split)
+        seen.append(data)
         return data
 
     monkeypatch.setattr(cell_module, "cell_data", spy)
@@ -183,10 +183,15 @@ def test_tune_scores_on_training_identities_only(in_tmp, monkeypatch):
     )
     test_ids = {t.pid for t in ds.load_split(0).query + ds.load_split(0).gallery}
     train_ids = {t.pid for t in ds.load_split(0).train}
-    (split,) = seen
-    scored = {t.pid for t in split.query + split.gallery}
+    (data,) = seen
+    scored = {t.pid for t in data.validation.query + data.validation.gallery}
     assert scored <= train_ids and not scored & test_ids
-    assert not {t.pid for t in split.train} & scored
+    assert not {t.pid for t in data.split.train} & scored
+    import mlflow
+
+    trials = mlflow.search_runs(search_all_experiments=True, filter_string="tags.tune_trial = '0'")
+    assert len(trials) == 1 and (trials["metrics.val.mAP"] >= 0).all()
+    assert "metrics.mAP" not in trials  # never scored on the test split
 
 
 def test_user_errors_are_one_clear_line(in_tmp):

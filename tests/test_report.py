@@ -192,6 +192,9 @@ class NoArtifacts:
     def list_artifacts(self, run_id):
         return []
 
+    def get_metric_history(self, run_id, key):
+        return []
+
 
 def report_of(dataset: str, aux: str | None = None, **tags):
     df = runs(

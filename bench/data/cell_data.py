@@ -8,7 +8,9 @@ split: both sides are loaded here, checked disjoint when they are one registered
 (equal pids are then the same person), and joined into one :class:`~bench.data.base.Split`;
 the auxiliary inputs are those both sides provide, and ``tags`` name the two sides. Either
 way a validation split is carved out of the training identities when asked
-(``train.val_fraction``, :func:`bench.data.validation.carve_validation`).
+(``train.val_fraction``, :func:`bench.data.validation.carve_validation`): the cell then trains
+on the other training identities, is validated on those after every epoch, and is tested on
+the test split as any cell.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ class DataRef(NamedTuple):
 
 @dataclass(frozen=True)
 class CellData:
-    """What a cell trains and is tested on, the auxiliary inputs it may use, and MLflow tags
-    naming a cross-dataset cell's two sides (none for other cells)."""
+    """What a cell trains and is tested on (``split``), the held-out training identities it is
+    validated on (``validation``: its query and gallery; None without ``val_fraction``), the
+    auxiliary inputs it may use, and MLflow tags naming a cross-dataset cell's two sides."""
 
     split: Split
     available: frozenset[str]
     tags: dict[str, str] = field(default_factory=dict)
+    validation: Split | None = None
 
 
 def load_cell_data(
@@ -64,11 +68,13 @@ def load_cell_data(
             "test_dataset": test.dataset,
             "train_split": str(train.split),
         }
+    validation = None
     if val_fraction > 0:
-        split = carve_validation(split, val_fraction, seed)
+        validation = carve_validation(split, val_fraction, seed)
+        split = Split(validation.train, split.query, split.gallery, split.protocol, split.index)
     if not split.train or not split.query or not split.gallery:
         raise BenchError(f"{label}: the split has an empty train, query or gallery set")
-    return CellData(split, available, tags)
+    return CellData(split, available, tags, validation)
 
 
 def check_disjoint(label: str, train: list[Tracklet], test: Split) -> None:

@@ -87,6 +87,9 @@ def score_embeddings(
 
 
 def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]):
-    """Metrics of ``method`` on a split, every tracklet embedded once from all its frames."""
+    """Metrics of ``method`` on a split, every tracklet embedded once from all its frames,
+    with the method's own diagnostics of its test embeddings (``diag.*``)."""
     emb = extract(method, _unique(split), data, ev, aux)
-    return score_embeddings(method, split, emb, emb, ev, rerank=True)
+    result = score_embeddings(method, split, emb, emb, ev, rerank=True)
+    with torch.no_grad():
+        return {**result, **method.diagnostics(emb)}

@@ -41,8 +41,19 @@ class Job:
     checkpoint: Path
 
     def score(self) -> dict:
+        """The test metrics (and per-query results, CMC) of the method as it is."""
         s = self.cell.sections
         return score(self.method, self.data.split, s.data, s.eval, self.aux)
+
+    def validate(self) -> dict[str, float]:
+        """``val.*``: mAP, R1, R5 and mINP on the held-out training identities (their first
+        ``train.val_frames`` frames); empty without a validation split."""
+        if self.data.validation is None:
+            return {}
+        s = self.cell.sections
+        ev = s.eval.model_copy(update={"max_frames": s.train.val_frames, "rerank": None})
+        result = score(self.method, self.data.validation, s.data, ev, self.aux)
+        return {f"val.{k}": float(result[k]) for k in ("mAP", "R1", "R5", "mINP") if k in result}
 
 
 def _reuse_weights(job: Job) -> str | None:
@@ -79,9 +90,10 @@ def train(job: Job) -> bool:
         if not distributed.is_rank0():
             return
         job.claim.check()
-        record.log_metrics(job.mlf, job.run_id, logs, step=epoch)
+        validation = job.validate()
+        record.log_metrics(job.mlf, job.run_id, {**logs, **validation}, step=epoch)
         if job.on_epoch is not None:
-            job.on_epoch(epoch, job.score)
+            job.on_epoch(epoch, validation)
 
     Trainer(job.method, loader, sections.train, job.checkpoint).fit(epoch_end)
     return True
@@ -95,6 +107,10 @@ def train_and_score(job: Job) -> dict[str, float]:
     train_s = time.perf_counter() - start
     if not distributed.is_rank0():
         return {}  # rank 0 scores and logs
+    if not job.opts.test:  # a tune trial: its validation metrics, never the test split
+        metrics = {**job.validate(), "time.train_s": train_s}
+        record.log_metrics(job.mlf, job.run_id, metrics)
+        return metrics
     result = job.score()
     killpoints.reached("evaluating")
     study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)

@@ -14,7 +14,7 @@ from bench.config import TrainConfig
 from bench.engine import checkpoint, distributed, killpoints
 from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
 from bench.engine.finite import FiniteGuard
-from bench.engine.optim import build_optimizer, build_scheduler
+from bench.engine.optim import build_optimizer, build_scheduler, frozen
 from bench.errors import BenchError
 from bench.method import Method
 
@@ -96,8 +96,26 @@ class Trainer:
         self.scaler.update()
         return {**{k: v.detach() for k, v in terms.items()}, "total": total.detach()}
 
+    def _freeze(self, epoch: int) -> None:
+        """In a frozen epoch the backbone's parameters take no gradient (one process: its
+        backward work is saved; under DDP, whose hooks need every parameter, its lr is 0)."""
+        if distributed.world() == 1:
+            for p in self.optimizer.param_groups[0]["params"]:
+                p.requires_grad_(not frozen(epoch, self.cfg))
+
+    def diagnostics(self) -> dict[str, float]:
+        """The lr of each group and the mean |value| of each of the method's gates."""
+        out = {"lr": self.optimizer.param_groups[0]["lr"]}
+        out["lr.new"] = self.optimizer.param_groups[1]["lr"]
+        gates = self.method.gates() if isinstance(self.method, Method) else {}
+        for name, gate in gates.items():
+            out[f"diag.gate.{name}"] = float(gate.detach().abs().mean())
+        return out
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One pass over the identities; returns the mean of each loss term and the lr."""
+        """One pass over the identities; returns the mean of each loss term, the lr of each
+        group and the gates (:meth:`diagnostics`)."""
+        self._freeze(epoch)
         self.method.train()
         self.loader.sampler.set_epoch(epoch)
         sums: dict[str, torch.Tensor] = defaultdict(float)
@@ -130,9 +148,8 @@ class Trainer:
         done = steps - (self.guard.skipped - skipped)  # steps that updated the weights
         means = distributed.mean_over_ranks({k: v / max(done, 1) for k, v in sums.items()})
         out = {f"loss/{k}": float(v) for k, v in means.items()}
-        out["lr"] = self.optimizer.param_groups[0]["lr"]
         out["train.skipped_steps"] = self.guard.skipped
-        return out
+        return {**out, **self.diagnostics()}
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:
         """Train from the checkpoint's epoch (or 0) to ``cfg.epochs``, checkpointing each.

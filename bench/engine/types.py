@@ -10,9 +10,9 @@ from pathlib import Path
 
 from bench.suite.schema import Cell
 
-#: Called after each epoch with (epoch, a function that scores the model on the validation
-#: split); a pruned trial raises :class:`CellStopped` from it.
-EvalHook = Callable[[int, Callable[[], dict]], None]
+#: Called after each epoch with (epoch, the validation metrics ``val.*`` of that epoch); a
+#: pruned trial raises :class:`CellStopped` from it.
+EvalHook = Callable[[int, dict[str, float]], None]
 
 
 class CellStopped(Exception):
@@ -33,6 +33,7 @@ class RunOptions:
     lease_s: float = 60.0  # a claim not renewed for this long is free to take over
     launch_time: float = field(default_factory=time.time)  # cells ended before it may rerun
     worker: str = ""  # shown by `bench status`
+    test: bool = True  # False (a tune trial): scored on its validation identities only
 
 
 @dataclass

@@ -18,6 +18,7 @@ from torch import nn
 
 from bench.config import ModelConfig
 from bench.errors import BenchError
+from bench.models.weights import is_named, load_weights, named_problem
 
 
 class ClipModule(nn.Module):
@@ -46,22 +47,21 @@ def create_timm_model(cfg: ModelConfig) -> nn.Module:
     """Create the timm model, with a clear error when weights cannot be had."""
     if not timm.is_model(cfg.backbone):
         raise BenchError(f"unknown timm backbone '{cfg.backbone}'")
-    kwargs = dict(cfg.kwargs)
-    pretrained = cfg.pretrained or cfg.weights is not None
     problem = check_weights(cfg)
     if problem is not None:
         raise BenchError(f"model.{problem[0]}: {problem[1]}")
-    if cfg.weights is not None:
-        kwargs["pretrained_cfg_overlay"] = {"file": str(Path(cfg.weights).expanduser().resolve())}
+    pretrained = cfg.pretrained and cfg.weights is None
     try:
-        return timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=0, **kwargs)
+        model = timm.create_model(cfg.backbone, pretrained=pretrained, num_classes=0, **cfg.kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
-        where = cfg.weights or "timm's weight hub"
         raise BenchError(
-            f"could not load pretrained weights for '{cfg.backbone}' from {where}: {exc}. "
-            "Without network access set model.pretrained: false, or point model.weights at a "
-            "local weight file."
+            f"could not load pretrained weights for '{cfg.backbone}' from timm's weight hub: "
+            f"{exc}. Without network access set model.pretrained: false, or model.weights to a "
+            "local weight file or a named source (bench/models/weights.py)."
         ) from exc
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights)
+    return model
 
 
 def stage_info(model: nn.Module, cfg: ModelConfig) -> list[dict] | str:
@@ -110,6 +110,9 @@ def check_backbone(cfg: ModelConfig, height: int, width: int) -> tuple[str, str]
 
 def check_weights(cfg: ModelConfig) -> tuple[str, str] | None:
     """(key, problem) if the weights asked for cannot be had without a long wait, else None."""
+    if is_named(cfg.weights):
+        problem = named_problem(cfg.weights, cfg.backbone)
+        return None if problem is None else ("weights", problem)
     if cfg.weights is not None:
         if not Path(cfg.weights).expanduser().is_file():
             return "weights", f"no such file (got '{cfg.weights}')"
@@ -181,6 +184,29 @@ def _set_stride_one(stage: nn.Module) -> None:
             setattr(parent, name.rsplit(".", 1)[-1], nn.Identity())
 
 
+#: Top-level modules of a timm model that are its classifier head, never feature layers.
+HEAD_NAMES = frozenset({"global_pool", "flatten", "head_drop", "classifier", "fc", "head"})
+
+
+def feature_head(model: nn.Module, last_stage: str) -> list[tuple[str, nn.Module]]:
+    """The layers with weights between the last stage and the classifier head (MobileNetV2's
+    1x1 conv to 1280 channels and its BN; none for a ResNet), in order."""
+    top = last_stage.split(".")[0]
+    names = [name for name, _ in model.named_children()]
+    after = names[names.index(top) + 1 :]
+    return [
+        (name, model.get_submodule(name))
+        for name in after
+        if name not in HEAD_NAMES and any(True for _ in model.get_submodule(name).parameters())
+    ]
+
+
+def _out_channels(head: list[tuple[str, nn.Module]], channels: int) -> int:
+    """The channels after the feature head (those of its last conv), else ``channels``."""
+    convs = [m for _, layer in head for m in layer.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels if convs else channels
+
+
 class Backbone(nn.Module):
     """A timm CNN as stem + 4 stages.
 
@@ -203,16 +229,39 @@ class Backbone(nn.Module):
         starts = [0, cuts[0], *[c + 1 for c in cuts[:3]]]
         ends = [cuts[0], *[c + 1 for c in cuts]]
         groups = [[m for _, m in ordered[a:b]] for a, b in zip(starts, ends, strict=True)]
+        head = feature_head(model, ordered[-1][0]) if cfg.feature_head == "keep" else []
+        groups[4] += [m for _, m in head]
         self.stages = nn.ModuleList(Stage(g) for g in groups)
         self.channels = [model.feature_info[0]["num_chs"], *[f["num_chs"] for f in info]]
+        self.channels[4] = _out_channels(head, self.channels[4])
         if cfg.last_stride == 1:
             _set_stride_one(self.stages[4])
         self._timm = (model,)  # the timm model, whose modules the stages share (not a child)
+        # the stem and stages 1..frozen_stages: modules inserted later into them still train
+        self._frozen = [m for stage in self.stages[: cfg.frozen_stages + 1] for m in stage.body]
+        if cfg.frozen_stages:
+            for module in self._frozen:
+                module.requires_grad_(False)
+        else:
+            self._frozen = []
+
+    def train(self, mode: bool = True) -> Backbone:
+        """Train mode, but for the frozen stages (``model.frozen_stages``): their BatchNorm keeps
+        its statistics."""
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
 
     def timm_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights under timm's own names, without a classifier: the file that
         ``model.weights`` loads (:mod:`bench.engine.pretrain` writes it)."""
         return {k: v.detach().clone() for k, v in self._timm[0].state_dict().items()}
+
+    @property
+    def timm_model(self) -> nn.Module:
+        """The timm model whose modules the stages share (its parameters are the backbone's)."""
+        return self._timm[0]
 
     @property
     def out_channels(self) -> int:
@@ -222,13 +271,14 @@ class Backbone(nn.Module):
         """Insert ``module`` (a ClipModule or a frame module) right before the last residual
         block of ``stage`` (1..4). The stage must be a sequence of blocks (timm ResNets are)."""
         body = list(self.stages[stage].body)
-        blocks = body[-1]
-        if not isinstance(blocks, nn.Sequential) or len(blocks) == 0:
+        seqs = [i for i, m in enumerate(body) if isinstance(m, nn.Sequential) and len(m)]
+        if not seqs:
             raise BenchError(
-                f"stage {stage} of this backbone is a {type(blocks).__name__}, not a sequence "
-                "of residual blocks; modules can only be inserted into sequential stages"
+                f"stage {stage} of this backbone is a {type(body[-1]).__name__}, not a "
+                "sequence of residual blocks; modules can only be inserted into sequential stages"
             )
-        self.stages[stage] = Stage([*body[:-1], *list(blocks)[:-1], module, blocks[-1]])
+        i, blocks = seqs[-1], list(body[seqs[-1]])
+        self.stages[stage] = Stage([*body[:i], *blocks[:-1], module, blocks[-1], *body[i + 1 :]])
 
     def insert_after_stage(self, stage: int, module: nn.Module) -> None:
         """Append ``module`` (a ClipModule or a frame module) to the end of ``stage`` (1..4)."""

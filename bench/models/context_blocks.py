@@ -27,6 +27,11 @@ class ResidualBN(ClipModule):
         self.bn = nn.BatchNorm1d(dim)
         nn.init.zeros_(self.bn.weight)
 
+    @property
+    def gate(self) -> torch.Tensor:
+        """The zero-initialised scale that opens the block (logged as ``diag.gate.*``)."""
+        return self.bn.weight
+
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, T, D, H, W) -> BN(E(x)), (B, T, D, H, W) or (B, T, D, 1, 1)."""
         e = self.operation(x)

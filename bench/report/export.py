@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.files.atomic import atomic_path, write_text
-from bench.report.figures import cmc_figure, heatmap_figure, rerank_figure
+from bench.report.figures import cmc_figure, curves_figure, heatmap_figure, rerank_figure
 from bench.report.render import to_html, to_latex, to_markdown
 from bench.report.table import Report, mean_cmc_curves, rerank_gains, seqlen_caption, seqlen_grids
+from bench.report.training import mean_curves
 
 FORMATS = ("md", "latex", "csv", "html")
 SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}
@@ -49,6 +50,11 @@ def make_figures(mlf, report: Report, out_dir: Path) -> None:
             name = f"{slug}-{slug_of(ds)}-rerank.png"
             path = rerank_figure(gains, f"re-ranking on {ds}", figures / name)
             report.figures.append((f"re-ranking gain on {ds}", path))
+        validation = mean_curves(df, report.curves, ds)
+        if validation:
+            name = f"{slug}-{slug_of(ds)}-validation.png"
+            path = curves_figure(validation, f"validation mAP on {ds}", figures / name)
+            report.figures.append((f"validation mAP by epoch on {ds}, mean over seeds", path))
     for (ds, row), grid in seqlen_grids(df).items():
         name = f"{slug}-{slug_of(ds)}-{slug_of(row)}-seqlen.png"
         short, caption = seqlen_caption(df, ds, row)
@@ -67,6 +73,10 @@ def slug_of(name: str) -> str:
 def _sections(report: Report) -> list[tuple[str, object]]:
     """(heading, table) of the secondary tables, in order."""
     out = []
+    if report.controls is not None:
+        out.append(("Each method against its own control", report.controls))
+    if report.training is not None:
+        out.append(("Training: validation, convergence, gates", report.training))
     if report.failed is not None:
         out.append(("Failed cells (not ranked)", report.failed))
     if report.papers is not None:

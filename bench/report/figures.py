@@ -1,4 +1,5 @@
-"""Figures: CMC curves and sequence-length heat maps (PNG, matplotlib's Agg backend)."""
+"""Figures: CMC curves, validation curves and sequence-length heat maps (PNG, matplotlib's
+Agg backend)."""
 
 from __future__ import annotations
 
@@ -83,5 +84,22 @@ def rerank_figure(gains: dict[str, dict[str, tuple[float, float]]], title: str, 
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def curves_figure(curves: dict[str, list[float]], title: str, path: Path) -> Path:
+    """One curve per label over epochs 1..len (validation mAP, percent), saved to ``path``."""
+    fig, ax = plt.subplots(figsize=(5 + 2.5 * (len(curves) > 6), 3.6), dpi=120)
+    order = sorted(curves, key=lambda label: -curves[label][-1] if curves[label] else 0)
+    for i, label in enumerate(order):
+        curve = curves[label]
+        ax.plot(range(1, len(curve) + 1), curve, label=label, marker=".", **curve_style(i))
+    ax.set(xlabel="epoch", ylabel="validation mAP (%)", title=title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
     return path

@@ -16,6 +16,7 @@ from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.papers import lookup, paper_numbers
 from bench.report.render import MARK, Entry, Interval, Table, Value, to_markdown
 from bench.report.stats import N_BOOT, Difference, RunSet, compare
+from bench.report.training import control_table, training_table, val_curves
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -370,6 +371,9 @@ class Report:
     failed: Table | None = None
     figures: list[tuple[str, Path]] = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    controls: Table | None = None  # each method against its own control
+    training: Table | None = None  # validation curves' ends, convergence, gates
+    curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
 
 def resolve_reference(df: pd.DataFrame, reference: str | None) -> Row:
@@ -404,7 +408,20 @@ def build_report(
             "The papers' own numbers, on real data with ImageNet-pretrained backbones and long "
             "schedules: directions only, not comparable in level with the synthetic runs above."
         )
-    return Report(name, table, ref, papers, not real, failed_table(failed), runs=df)
+    metrics = [m for m in ("R1", "mAP") if f"metrics.{m}" in df]
+    curves = val_curves(mlf, df)
+    return Report(
+        name,
+        table,
+        ref,
+        papers,
+        not real,
+        failed_table(failed),
+        runs=df,
+        controls=control_table(sets, diffs, ref, metrics),
+        training=training_table(df, curves),
+        curves=curves,
+    )
 
 
 def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float]]:

@@ -104,15 +104,15 @@ def objective(mlf, job: Worker, admission: Admission):
         admission.admit(trial)
         cell = trial_cell(job.suite, opts, override, trial.number, job.warm)
 
-        def report(epoch: int, evaluate) -> None:
-            trial.report(float(evaluate()["mAP"]), epoch)
+        def report(epoch: int, validation: dict[str, float]) -> None:
+            trial.report(validation["val.mAP"], epoch)
             if trial.should_prune():
                 raise TrialPruned(f"pruned after epoch {epoch + 1}")
 
         tags = {"tune_study": opts.study_name, "tune_trial": str(trial.number)}
-        trial_run = replace(job.run, log_model=False, extra_tags=tags)
+        trial_run = replace(job.run, log_model=False, extra_tags=tags, test=False)
         result = run_cell(mlf, job.exp_id, cell, trial_run, on_epoch=report)
-        return float(result.metrics["mAP"])
+        return float(result.metrics["val.mAP"])
 
     return score
 

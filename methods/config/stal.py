@@ -30,8 +30,10 @@ class STALConfig(MethodConfig):
         2.0, gt=0, description="minimum part-box side, in cells of the low-level map"
     )
     roi_size: int = Field(8, ge=1, description="RoI-align output size (s x s)")
-    part_net: Literal["light", "copy"] = Field(
-        "light", description="light conv head, or copies of the high-level stages (paper, costly)"
+    part_net: Literal["copy", "light"] = Field(
+        "copy",
+        description="copies of the backbone's stages after the split (the paper's Table I), or "
+        "a light conv head (a named deviation: docs/deviations.md)",
     )
     global_dim: int | None = Field(
         None, ge=1, description="global embedding size (linear projection; None = backbone width)"
