@@ -39,6 +39,7 @@ class Job:
     on_epoch: EvalHook | None
     claim: claims.Claim | None  # rank 0's; None on the other ranks under DDP
     checkpoint: Path
+    validation_s: float = 0.0  # time spent scoring the validation split after epochs
 
     def score(self) -> dict:
         """The test metrics (and per-query results, CMC) of the method as it is."""
@@ -50,9 +51,11 @@ class Job:
         ``train.val_frames`` frames); empty without a validation split."""
         if self.data.validation is None:
             return {}
+        start = time.perf_counter()
         s = self.cell.sections
         ev = s.eval.model_copy(update={"max_frames": s.train.val_frames, "rerank": None})
         result = score(self.method, self.data.validation, s.data, ev, self.aux)
+        self.validation_s += time.perf_counter() - start
         return {f"val.{k}": float(result[k]) for k in ("mAP", "R1", "R5", "mINP") if k in result}
 
 
@@ -115,7 +118,14 @@ def train_and_score(job: Job) -> dict[str, float]:
     killpoints.reached("evaluating")
     study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)
     metrics = record.final_metrics(result, study)
-    metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
+    metrics.update(
+        {
+            "time.train_s": train_s,  # the epochs, their validation included
+            "time.validation_s": job.validation_s,
+            "time.test_s": time.perf_counter() - start - train_s,
+            "time.total_s": time.perf_counter() - start,
+        }
+    )
     record.log_metrics(job.mlf, job.run_id, metrics)
     state = job.method.state_dict() if job.opts.log_model and trained else None
     record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, state, study)
