@@ -267,12 +267,13 @@ def make_reports(args: ReportArgs, uri: str | None) -> None:
     )
 
 
-def compare(suite: str, a: str, b: str, n_boot: int, n_perm: int, uri: str | None) -> None:
-    """``bench compare``: B - A per metric with its interval and p-value."""
+def compare(suite: str, a: str, b: str, allow_different: tuple[str, ...], uri: str | None) -> None:
+    """``bench compare``: B - A per metric with its interval and p-value, for rows run alike
+    (or differing only in the ``allow_different`` settings)."""
     from bench.engine.tracking import client
     from bench.report.commands import print_comparison
 
-    print_comparison(client(uri), suite, a, b, n_boot, n_perm)
+    print_comparison(client(uri), suite, a, b, allow_different)
 
 
 @dataclass

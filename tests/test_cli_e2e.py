@@ -122,13 +122,15 @@ def check_statistics_and_exports(root, table):
     assert "synthetic-video ΔR1" in table and "| ref " in table
     assert re.search(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", table)  # B - A [lo, hi]
     assert "8 queries of 4 test identities" in table and "2 seed(s)" in table
-    assert "2000 resamples" in table and "protocol synthetic-per-camera" in table
+    assert "Benjamini-Hochberg correction for" in table
+    assert "protocol synthetic-per-camera" in table
     assert "The papers' numbers (directions only)" in table
 
     out = invoke("compare", "tiny.yaml", "baseline/default", "baseline/ce-only")
     lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("synthetic")}
     assert set(lines) == {"R1", "R5", "R10", "R20", "mAP", "mINP"}
     assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]\s+[\d.]+", lines["mAP"])  # CI, p
+    assert "Uncorrected: each of these 6 comparisons stands alone" in out
     bad = CliRunner().invoke(cli, ["compare", "tiny", "baseline", "stal"])
     assert bad.exit_code == 1 and "no finished run of 'stal/default'" in bad.output
 

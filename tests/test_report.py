@@ -1,5 +1,6 @@
 """Report tables without MLflow: paper numbers, failed cells, renderers, re-ranking gain."""
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -9,7 +10,15 @@ from bench.registry import DATASETS, METHODS
 from bench.report.papers import METRICS, paper_numbers, parse_groups
 from bench.report.render import Interval, Table, Value, to_html, to_latex, to_markdown
 from bench.report.stats import Difference
-from bench.report.table import build_report, build_table, failed_table, paper_table, rerank_gains
+from bench.report.table import (
+    build_report,
+    build_table,
+    caption,
+    differences,
+    failed_table,
+    paper_table,
+    rerank_gains,
+)
 
 
 def runs(rows):
@@ -95,10 +104,37 @@ def test_a_real_dataset_table_shows_the_paper_column_beside_the_measured_one():
     assert header.index("mars R1 (paper)") == header.index("mars R1") + 1
     assert header.index("mars mAP (paper)") == header.index("mars mAP") + 1
     rows = {(r[0], r[1]): dict(zip(header, r, strict=True)) for r in table.rows}
-    assert rows[("stal", "default")]["mars R1 (paper)"] == "80.3 / 82.2"  # GoogLeNet, ResNet-50
-    assert rows[("baseline", "default")]["mars mAP (paper)"] == "50.8"
+    # the runs say nothing of their backbone or input: every paper setting is named
+    assert rows[("stal", "default")]["mars R1 (paper)"] == (
+        "80.3 (googlenet, 224x224, protocol unstated) / 82.2 (resnet50, 224x224, protocol unstated)"
+    )
+    assert rows[("baseline", "default")]["mars mAP (paper)"].startswith("50.8 (")
     assert rows[("stal", "TAN")]["mars R1 (paper)"] is None
     assert "mars R1 (paper)" not in build_table(df).header
+    assert any("in parentheses the paper's backbone" in n for n in table.notes)
+
+
+def test_a_paper_number_stands_bare_only_beside_a_row_of_its_setting():
+    def paper_cell(backbone: str, height: int, protocol: str, splits=(0,)) -> str:
+        df = runs([("rgsa-rgtr", "default", "dukemtmc-videoreid", 0, {"R1": 90.0})] * len(splits))
+        df["tags.split"] = [str(s) for s in splits]
+        df["tags.protocol"] = protocol
+        df["params.model.backbone"], df["params.data.height"] = backbone, height
+        df["params.data.width"] = 128
+        table = build_table(df, papers=True)
+        return table.rows[0][table.header.index("dukemtmc-videoreid R1 (paper)")]
+
+    # the dataset's one fixed partition is the paper's 'standard' protocol
+    assert paper_cell("resnet50", 256, "dukemtmc-videoreid") == "97.2"
+    assert paper_cell("resnet18", 128, "dukemtmc-videoreid") == "97.2 (resnet50, 256x128)"
+    assert paper_cell("resnet50", 256, "other") == "97.2 (protocol standard)"
+    from bench.report.papers import RowSetting, lookup, unmatched
+
+    (ilids,) = lookup("rgsa-rgtr", "default", "ilids-vid", "R1")
+    row = RowSetting("resnet50", "256x128", "ilids-vid/x", 10, "ilids-vid")
+    assert unmatched(ilids, row) == [] and unmatched(ilids, RowSetting("resnet50", "256x128")) == [
+        "protocol 10 random splits"
+    ]
 
 
 def test_synthetic_reports_get_the_paper_numbers_as_a_separate_table():
@@ -109,23 +145,105 @@ def test_synthetic_reports_get_the_paper_numbers_as_a_separate_table():
     assert paper_table([("rgsa-rgtr", "no-such-row")]) is None
 
 
-def test_delta_columns_mark_rows_whose_interval_excludes_zero():
+def test_delta_columns_mark_rows_significant_after_the_correction():
     df = runs(
         [
             ("baseline", "default", "d", 0, {"R1": 10.0}),
             ("x", "default", "d", 0, {"R1": 30.0}),
             ("y", "default", "d", 0, {"R1": 12.0}),
+            ("z", "default", "d", 0, {"R1": 14.0}),
         ]
     )
     diffs = {
-        ("d", "x", "default", "R1"): Difference("R1", 20, 12, 28, 0.001, 9, 9, 1, 100),
-        ("d", "y", "default", "R1"): Difference("R1", 2, -3, 7, 0.4, 9, 9, 1, 100),
+        ("d", "x", "default", "R1"): Difference("R1", 20, 12, 28, 0.001, 9, 9, 1, q=0.003),
+        ("d", "y", "default", "R1"): Difference("R1", 2, -3, 7, 0.4, 9, 9, 1, q=0.4),
+        # its interval excludes 0, but not after the correction: no mark
+        ("d", "z", "default", "R1"): Difference("R1", 4, 1, 7, 0.03, 9, 9, 1, q=0.09),
     }
     text = to_markdown(build_table(df, diffs))
     lines = {line.split("|")[1].strip(): line for line in text.splitlines()[2:]}
     assert "ref" in lines["baseline"]
     assert "+20.0 [+12.0, +28.0] †" in lines["x"] and "**30.0**" in lines["x"]
     assert "+2.0 [-3.0, +7.0]" in lines["y"] and "†" not in lines["y"]
+    assert "+4.0 [+1.0, +7.0]" in lines["z"] and "†" not in lines["z"]
+    cap = caption({}, ("baseline", "default"), diffs)
+    assert "†: significant after the Benjamini-Hochberg correction for 3 comparisons" in cap
+    assert "false discovery rate of 5 %" in cap
+
+
+def test_the_table_corrects_its_comparisons_together():
+    """Twelve rows, each 2 points better than the reference with noise: their p-values are
+    adjusted as one family; a † stands exactly where the adjusted p is at most 5 %."""
+    rng = np.random.default_rng(0)
+    pids = np.repeat(np.arange(40), 2)
+
+    def row(shift: float) -> dict:
+        return {
+            (0, s): {
+                "pid": pids,
+                "camid": pids * 0,
+                "first": pids * 0 + 1,
+                "ap": np.clip(rng.uniform(0.2, 0.8, len(pids)) + shift, 0, 1),
+            }
+            for s in range(3)
+        }
+
+    sets = {("d", "baseline", "default"): row(0.0)}
+    sets |= {("d", f"m{i}", "default"): row(0.02 * (i % 4)) for i in range(12)}
+    diffs = differences(sets, ("baseline", "default"), ["mAP"])
+    assert len(diffs) == 12
+    ps = sorted(d.p for d in diffs.values())
+    m = len(ps)
+    bh = [min(min(ps[j] * m / (j + 1), 1) for j in range(i, m)) for i in range(m)]
+    assert sorted(d.q for d in diffs.values()) == pytest.approx(bh)
+    assert any(d.significant and not d.discovered for d in diffs.values())
+    df = runs([(m, v, "d", s, {"mAP": 50.0}) for (_, m, v) in sets for s in range(3)])
+    table = build_table(df, diffs)
+    column = table.header.index("d ΔmAP")
+    for r in table.rows:
+        d = diffs.get(("d", r[0], r[1], "mAP"))
+        assert d is None or r[column].significant == (d.q <= 0.05)
+
+
+def test_rows_run_otherwise_get_no_delta_and_the_table_says_why():
+    """Only the method and the variant may differ: a schedule does not (stal, and a baseline
+    variant that sets its own learning rate), nor the seeds (iaunet); a variant's own clip
+    length (rgsa-rgtr/T2) and a method's own test protocol (rgsa-rgtr's eval defaults) do, as
+    does where a run ran."""
+    rows = [("baseline", "default"), ("baseline", "lr"), ("stal", "default"), ("stal", "TAN")]
+    rows += [("rgsa-rgtr", "default"), ("rgsa-rgtr", "T2"), ("iaunet", "default")]
+    df = runs(
+        [(m, v, "d", s, {"R1": 50.0}) for m, v in rows for s in (0, 1) if (m, s) != ("iaunet", 1)]
+    )
+    df["run_id"] = [f"r{i}" for i in range(len(df))]
+    df["start_time"] = range(len(df))
+    df["tags.protocol"] = "p"
+    df["params.train.epochs"] = np.where(df["tags.method"] == "stal", "1", "2")
+    df["params.train.lr"] = np.where(df["tags.variant"] == "lr", "0.1", "0.001")
+    df["params.data.seq_len"] = np.where(df["tags.variant"] == "T2", "2", "4")
+    rgsa = df["tags.method"] == "rgsa-rgtr"
+    df["params.eval.clip_norm"] = np.where(rgsa, "True", "False")
+    stride = np.where(df["params.data.seq_len"] == "2", "1", "2")
+    df["params.eval.clip_stride"] = np.where(rgsa, stride, "None")
+    df["params.method.name"] = df["tags.method"]
+    df["params.runtime.device"] = np.where(df["tags.seed"] == "0", "cpu", "cuda")
+    report = build_report(NoArtifacts(), df, pd.DataFrame(), "x")
+    table = report.results
+    delta = {(r[0], r[1]): r[table.header.index("d ΔR1")] for r in table.rows}
+    assert delta[("baseline", "default")] == "ref"
+    unlike = {row for row, entry in delta.items() if entry == "≠"}
+    assert unlike == {
+        ("baseline", "lr"),
+        ("stal", "default"),
+        ("stal", "TAN"),
+        ("iaunet", "default"),
+    }
+    (note,) = [n for n in table.notes if n.startswith("≠")]
+    assert "d stal/default: train.epochs (2 vs 1)" in note
+    assert "d baseline/lr: train.lr (0.001 vs 0.1)" in note
+    assert "d iaunet/default: seeds (0, 1 vs 0)" in note
+    assert "rgsa" not in note and "runtime" not in note and "method.name" not in note
+    assert r"$\neq$" in to_latex(table)
 
 
 def test_failed_cells_are_listed_with_their_message():
@@ -222,14 +340,20 @@ def test_real_and_synthetic_reports_place_the_paper_numbers_differently():
     assert synthetic.papers is not None and synthetic.papers_are_directions
     caption = synthetic.results.caption
     assert "protocol p" in caption and "2 seed(s)" in caption and "no per-query results" in caption
-    assert "auxiliary inputs: estimated" in caption and "2000 resamples" in caption
+    assert "auxiliary inputs: estimated" in caption
+    assert "Δ: difference to baseline/default: none computed" in caption
 
 
 def test_caption_names_every_machine_the_runs_ran_on():
     intel, amd = "Intel(R) Xeon(R) Processor, 2 cores", "AMD EPYC 7B13, 2 cores"
     machines = [intel, amd, intel]  # one per run of report_of
     caption = report_of("synthetic-video", device_name=machines).results.caption
-    assert "run on: AMD EPYC 7B13, 2 cores; Intel(R) Xeon(R) Processor, 2 cores." in caption
+    assert (
+        "run on 2 machines: [AMD EPYC 7B13, 2 cores] baseline/default (seed 1); "
+        "[Intel(R) Xeon(R) Processor, 2 cores] baseline/default (seed 0), stal/default."
+    ) in caption
+    one = report_of("synthetic-video", device_name=intel).results.caption
+    assert f"run on {intel}." in one and "machines" not in one
     assert "run on" not in report_of("synthetic-video").results.caption
 
 
@@ -245,8 +369,6 @@ def test_cpu_device_name_is_the_cpu_model_and_core_count():
 
 
 def test_caption_counts_queries_and_identities_over_splits():
-    import numpy as np
-
     from bench.report.table import dataset_facts
 
     df = runs([("b", "default", "d", s, {"R1": 1.0}) for s in (0, 1)] * 2)
@@ -310,3 +432,27 @@ def test_figure_names_are_plain_link_targets():
 
     assert slug_of("stal (seqlen)") == "stal-seqlen" and slug_of("a→b") == "a-to-b"
     assert slug_of("synthetic-video/x y") == "synthetic-video-x-y"
+
+
+def test_the_control_table_corrects_its_own_family_and_leaves_unlike_controls_out():
+    from bench.report.alike import Setting
+    from bench.report.training import control_table
+
+    rng = np.random.default_rng(1)
+    pids = np.repeat(np.arange(30), 2)
+
+    def row(shift: float) -> dict:
+        ap = rng.uniform(0.2, 0.8, len(pids))
+        cols = {"pid": pids, "camid": pids * 0, "first": pids * 0 + 1}
+        return {(0, s): {**cols, "ap": ap + shift + rng.normal(0, 0.01)} for s in range(3)}
+
+    variants = ("default", "control")
+    sets = {("d", m, v): row(0.1 * (v == "default")) for m in ("iaunet", "stal") for v in variants}
+    unlike = {("d", "stal"): [Setting("train.epochs", "1", "2")]}
+    table = control_table(sets, {}, ("baseline", "default"), ["mAP"], unlike)
+    cells = {r[1]: r[2] for r in table.rows}
+    assert cells["stal"] == "≠" and cells["iaunet"].diff == pytest.approx(10, abs=2)
+    assert "Benjamini-Hochberg correction for 1 comparison at" in table.caption
+    (note,) = table.notes
+    assert note.startswith("≠: no Δ to the control")
+    assert note.endswith("d stal: train.epochs (1 vs 2).")

@@ -100,13 +100,20 @@ def report(tracking_uri: str | None, **params) -> None:
 @click.argument("suite")
 @click.argument("a")
 @click.argument("b")
-@click.option("--bootstrap", "n_boot", default=2000, show_default=True, type=click.IntRange(100))
-@click.option("--permutations", "n_perm", default=2000, show_default=True, type=click.IntRange(100))
+@click.option(
+    "--allow-different",
+    "allow_different",
+    multiple=True,
+    metavar="SETTINGS",
+    help="Compare although the rows' runs differ in these settings (comma-separated, e.g. "
+    "train.epochs,data.height; 'seeds' for different seeds).",
+)
 @tracking_option
-def compare(suite, a, b, n_boot, n_perm, tracking_uri) -> None:
-    """B - A in every metric with its 95 % interval and permutation p-value. SUITE: a suite
-    file or an experiment name; A, B: METHOD/VARIANT (VARIANT defaults to 'default')."""
-    runner.compare(suite, a, b, n_boot, n_perm, tracking_uri)
+def compare(suite, a, b, allow_different, tracking_uri) -> None:
+    """B - A in every metric with its 95 % interval and p-value (uncorrected), for two rows run
+    alike. SUITE: a suite file or an experiment name; A, B: METHOD/VARIANT (VARIANT defaults to
+    'default')."""
+    runner.compare(suite, a, b, allow_different, tracking_uri)
 
 
 @click.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -9,10 +10,13 @@ import pandas as pd
 from tabulate import tabulate
 
 from bench.errors import BenchError
+from bench.report.alike import Setting, differing, known_settings
 from bench.report.export import write
+from bench.report.machines import MachineRows, describe, machine_rows
 from bench.report.render import to_markdown
-from bench.report.stats import N_BOOT, N_PERM, compare
+from bench.report.stats import compare
 from bench.report.table import (
+    Row,
     build_report,
     load_failed,
     load_runs,
@@ -69,11 +73,21 @@ def experiment_name(suite: str) -> str:
     return suite
 
 
-def compare_rows(
-    mlf, suite: str, a: str, b: str, n_boot: int = N_BOOT, n_perm: int = N_PERM
-) -> list[list]:
-    """Per dataset and metric: A, B (means), B - A, its 95 % interval, the p-value and the
-    counts behind them."""
+@dataclass
+class Comparison:
+    """What ``bench compare`` prints: per dataset and metric A, B (means), B - A, its interval,
+    the p-value and the counts behind them; the settings the rows were allowed to differ in;
+    the machines that ran them."""
+
+    rows: list[list]
+    allowed: list[Setting]
+    machines: MachineRows
+
+
+def compare_rows(mlf, suite: str, a: str, b: str, allow_different: tuple[str, ...] = ()):
+    """B - A on every dataset both rows ran, as a :class:`Comparison`; refused (one line) when
+    their runs differ in a setting beyond the method and variant (:mod:`bench.report.alike`)
+    that ``allow_different`` does not name."""
     name = experiment_name(suite)
     df = load_runs(mlf, name)
     if df.empty:
@@ -84,15 +98,44 @@ def compare_rows(
         if row not in present:
             known = ", ".join("/".join(r) for r in present)
             raise BenchError(f"suite '{name}': no finished run of '{'/'.join(row)}'; rows: {known}")
-    df = df[df[["tags.method", "tags.variant"]].apply(tuple, axis=1).isin([row_a, row_b])]
-    sets = runsets(df, per_query_results(mlf, df))
-    metrics = table_metrics(df)
+    allowed = check_allowed(df, allow_different)
+    differ = [s for _, runs in df.groupby("tags.dataset") for s in differing(runs, row_a, row_b)]
+    refused = [s for s in differ if s.name not in allowed]
+    if refused:
+        names = ",".join(dict.fromkeys(s.name for s in refused))
+        raise BenchError(
+            f"{a} and {b} were run otherwise: {', '.join(map(str, dict.fromkeys(refused)))}; "
+            f"not compared (pass --allow-different {names} to compare them anyway)"
+        )
+    pair = df[df[["tags.method", "tags.variant"]].apply(tuple, axis=1).isin([row_a, row_b])]
+    rows = _rows(pair, row_a, row_b, runsets(pair, per_query_results(mlf, pair)))
+    if not rows:
+        raise BenchError(
+            f"suite '{name}': {a} and {b} share no (dataset, split, seed) with per-query results"
+        )
+    return Comparison(rows, list(dict.fromkeys(differ)), machine_rows(pair))
+
+
+def check_allowed(df: pd.DataFrame, allow_different: tuple[str, ...]) -> set[str]:
+    """The settings ``--allow-different`` names (comma-separated, repeatable), each one that
+    the runs carry."""
+    names = {n.strip() for item in allow_different for n in item.split(",") if n.strip()}
+    unknown = sorted(names - known_settings(df))
+    if unknown:
+        raise BenchError(
+            "--allow-different: expected settings of these runs, e.g. train.epochs "
+            f"(got {', '.join(unknown)})"
+        )
+    return names
+
+
+def _rows(df: pd.DataFrame, row_a: Row, row_b: Row, sets: dict) -> list[list]:
     rows = []
     for ds in dict.fromkeys(df["tags.dataset"]):
         ra, rb = sets.get((ds, *row_a)), sets.get((ds, *row_b))
         if ra is None or rb is None:
             continue
-        for d in compare(ra, rb, metrics, n_boot, n_perm):
+        for d in compare(ra, rb, table_metrics(df)):
             means = [_mean(df, ds, r, d.metric) for r in (row_a, row_b)]
             mark = " *" if d.significant else ""
             rows.append(
@@ -109,25 +152,30 @@ def compare_rows(
                     d.seeds,
                 ]
             )
-    if not rows:
-        raise BenchError(
-            f"suite '{name}': {a} and {b} share no (dataset, split, seed) with per-query results"
-        )
     return rows
 
 
-def _mean(df: pd.DataFrame, dataset: str, row: tuple[str, str], metric: str) -> float:
+def _mean(df: pd.DataFrame, dataset: str, row: Row, metric: str) -> float:
     runs = df[(df["tags.dataset"] == dataset) & (df["tags.method"] == row[0])]
     return runs[runs["tags.variant"] == row[1]][f"metrics.{metric}"].mean()
 
 
-def print_comparison(mlf, suite: str, a: str, b: str, n_boot: int, n_perm: int) -> None:
-    rows = compare_rows(mlf, suite, a, b, n_boot, n_perm)
+def print_comparison(mlf, suite: str, a: str, b: str, allow_different: tuple[str, ...]) -> None:
+    result = compare_rows(mlf, suite, a, b, allow_different)
     header = ["dataset", "metric", "A", "B", "B - A", "95 % CI", "p", "queries", "ids", "seeds"]
     click.echo(f"A = {a}, B = {b}")
-    click.echo(tabulate(rows, headers=header, disable_numparse=True))
+    click.echo(tabulate(result.rows, headers=header, disable_numparse=True))
     click.echo(
-        f"B - A in points; interval: paired bootstrap over test identities and seeds "
-        f"({n_boot} resamples); p: two-sided sign-flip permutation test over identities "
-        f"({n_perm} permutations); *: the interval excludes 0."
+        "B - A in points; 95 % CI: a t interval over the paired seeds that adds the variance of "
+        "the test identities, never narrower than the seeds' own t interval; p: the same t test "
+        "(p < 0.05 exactly when the interval excludes 0); *: the interval excludes 0. "
+        f"Uncorrected: each of these {len(result.rows)} comparisons stands alone (bench report "
+        "corrects a table's comparisons for their number; this does not)."
     )
+    if result.allowed:
+        click.echo(
+            "Note: compared although run otherwise (--allow-different): "
+            + ", ".join(str(s) for s in result.allowed)
+        )
+    if len(result.machines) > 1:
+        click.echo(f"Warning: {describe(result.machines)}; a difference may be the machines'.")

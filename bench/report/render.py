@@ -2,7 +2,8 @@
 
 An entry is plain text, a :class:`Value` (mean ± std over runs, maybe the best of its column)
 or an :class:`Interval` (a difference to the reference row with its 95 % interval, marked when
-it excludes 0); ``None`` is a missing entry.
+significant, after the table's correction for many comparisons); ``None`` is a missing entry,
+:data:`UNLIKE` a difference not computed because the rows were run otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from tabulate import tabulate
 
 MISSING = "–"
 MARK = "†"
+UNLIKE = "≠"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ LATEX_ESCAPES = {
     "→": r"$\to$",
     "Δ": r"$\Delta$",
     MARK: r"$^\dagger$",
+    UNLIKE: r"$\neq$",
     "–": "--",
     "×": r"$\times$",
 }

@@ -1,6 +1,8 @@
 """Paper-style tables from the MLflow runs: mean ± std over seeds, each row's difference to a
-reference row with a paired bootstrap interval (bench.report.stats), the papers' numbers, and the
-failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in bench.report.export."""
+reference row with its interval (bench.report.stats), corrected for the table's many comparisons,
+shown only between rows run alike (bench.report.alike), the machines that ran them, the papers'
+numbers, and the failed cells apart. The rendering (Markdown, LaTeX, CSV, HTML) is in
+bench.report.export."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ import pandas as pd
 import yaml
 
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
-from bench.report.papers import lookup, paper_numbers
-from bench.report.render import MARK, Entry, Interval, Table, Value, to_markdown
-from bench.report.stats import N_BOOT, Difference, RunSet, compare
-from bench.report.training import control_table, training_table, val_curves
+from bench.report.alike import Setting, differing
+from bench.report.machines import MachineRows, describe, machine_rows
+from bench.report.papers import RowSetting, lookup, paper_numbers, unmatched
+from bench.report.render import MARK, UNLIKE, Entry, Interval, Table, Value, to_markdown
+from bench.report.stats import Difference, RunSet, compare, corrected, correction_text
+from bench.report.training import control_table, training_table, unlike_controls, val_curves
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -160,16 +164,35 @@ def runsets(df: pd.DataFrame, results: dict) -> dict[tuple[str, str, str], RunSe
 
 
 def differences(
-    sets: dict[tuple[str, str, str], RunSet], reference: Row, metrics: list[str]
+    sets: dict[tuple[str, str, str], RunSet],
+    reference: Row,
+    metrics: list[str],
+    unlike_rows: dict | None = None,
 ) -> dict[tuple[str, str, str, str], Difference]:
-    """(dataset, method, variant, metric) -> row - reference, for every non-reference row."""
+    """(dataset, method, variant, metric) -> row - reference, for every non-reference row run
+    alike (not in ``unlike_rows``), corrected together (one family: ``Difference.q``)."""
     out = {}
     for (ds, m, v), runs in sets.items():
         ref = sets.get((ds, *reference))
-        if ref is None or (m, v) == reference:
+        if ref is None or (m, v) == reference or (ds, m, v) in (unlike_rows or {}):
             continue
         for d in compare(ref, runs, metrics):
             out[(ds, m, v, d.metric)] = d
+    return corrected(out)
+
+
+def unlike_reference(df: pd.DataFrame, reference: Row) -> dict[tuple[str, str, str], list]:
+    """(dataset, method, variant) -> the settings in which a row's runs differ from the
+    reference's (:func:`bench.report.alike.differing`), for the rows that differ."""
+    out = {}
+    for ds, runs in df.groupby("tags.dataset"):
+        rows = set(zip(runs["tags.method"], runs["tags.variant"], strict=True))
+        if reference not in rows:
+            continue
+        for row in sorted(rows - {reference}):
+            settings = differing(runs, reference, row)
+            if settings:
+                out[(ds, *row)] = settings
     return out
 
 
@@ -183,7 +206,7 @@ class DatasetFacts:
     queries: int | None = None
     identities: int | None = None
     aux: str = ""
-    machines: str = ""  # the devices the runs ran on (tags.device_name)
+    machines: MachineRows = field(default_factory=dict)  # device name -> its rows
     sides: tuple[str, str] | None = None  # a cross-dataset entry's (train, test) datasets
 
 
@@ -198,8 +221,7 @@ def dataset_facts(df: pd.DataFrame, results: dict) -> dict[str, DatasetFacts]:
         )
         if "tags.aux" in runs:
             facts.aux = ", ".join(sorted(set(runs["tags.aux"].dropna())))
-        if "tags.device_name" in runs:
-            facts.machines = "; ".join(sorted(set(runs["tags.device_name"].dropna())))
+        facts.machines = machine_rows(runs)
         if runs.get("tags.train_dataset", pd.Series(dtype=object)).notna().any():
             facts.sides = (runs["tags.train_dataset"].iloc[0], runs["tags.test_dataset"].iloc[0])
         scored = runs[runs["run_id"].isin(list(results))].drop_duplicates("split")
@@ -222,10 +244,12 @@ def build_table(
     diffs: dict | None = None,
     reference: Row = DEFAULT_REFERENCE,
     papers: bool = False,
+    unlike_rows: dict | None = None,
 ) -> Table:
     """Rows = method / variant; per dataset: each metric's mean ± std (best in bold), its
     paper number beside it when ``papers`` and the dataset is real, and the Δ-to-reference
-    intervals."""
+    intervals (:data:`UNLIKE` for the ``unlike_rows``, run otherwise than the reference)."""
+    unlike_rows = unlike_rows or {}
     wide = summary(df)
     rows = row_order(list(wide.index))
     datasets = list(dict.fromkeys(wide.columns.get_level_values(0)))
@@ -243,9 +267,38 @@ def build_table(
         if diffs is not None:
             for metric in [m for m in DELTA_METRICS if m in present]:
                 header.append(f"{ds} Δ{metric}")
-                columns.append([_delta(diffs, ds, row, metric, reference, wide) for row in rows])
+                columns.append(
+                    [
+                        UNLIKE
+                        if (ds, *row) in unlike_rows
+                        else _delta(diffs, ds, row, metric, reference, wide)
+                        for row in rows
+                    ]
+                )
     body = [[m, v, *(col[i] for col in columns)] for i, (m, v) in enumerate(rows)]
-    return Table(header, body)
+    table = Table(header, body)
+    if any(h.endswith("(paper)") for h in header):
+        table.notes.append(PAPER_NOTE)
+    if diffs is not None and unlike_rows:
+        table.notes.append(unlike_note(unlike_rows, reference))
+    return table
+
+
+PAPER_NOTE = (
+    "(paper): the papers' numbers; in parentheses the paper's backbone, input size or test "
+    "protocol where it is not the row's."
+)
+
+
+def unlike_note(unlike_rows: dict[tuple[str, str, str], list[Setting]], reference: Row) -> str:
+    rows = "; ".join(
+        f"{ds} {m}/{v}: {', '.join(str(s) for s in settings)}"
+        for (ds, m, v), settings in sorted(unlike_rows.items())
+    )
+    return (
+        f"{UNLIKE}: no Δ, the runs differ from {'/'.join(reference)}'s in more than the method "
+        f"and its variant (the reference's value vs the row's): {rows}."
+    )
 
 
 def _value_column(wide: pd.DataFrame, ds: str, metric: str, rows: list[Row]) -> list[Entry]:
@@ -263,7 +316,7 @@ def _delta(diffs: dict, ds: str, row: Row, metric: str, reference: Row, wide) ->
     if row == reference:
         return "ref" if pd.notna(wide[(ds, metric, "mean")].get(row)) else None
     d = diffs.get((ds, *row, metric))
-    return None if d is None else Interval(d.diff, d.lo, d.hi, d.significant)
+    return None if d is None else Interval(d.diff, d.lo, d.hi, d.discovered)
 
 
 def _paper_names(df: pd.DataFrame, ds: str) -> list[str]:
@@ -275,13 +328,44 @@ def _paper_names(df: pd.DataFrame, ds: str) -> list[str]:
 
 
 def _paper_column(df: pd.DataFrame, ds: str, metric: str, rows: list[Row]) -> list[Entry] | None:
+    """The papers' numbers of each row, each with the paper's settings that are not the row's
+    (:func:`bench.report.papers.unmatched`)."""
     if metric not in PAPER_METRICS:
         return None
     names = _paper_names(df, ds)
     found = [[p for n in names for p in lookup(m, v, n, metric)] for m, v in rows]
     if not any(found):
         return None
-    return [" / ".join(f"{p.value:.1f}" for p in entries) or None for entries in found]
+    out: list[Entry] = []
+    for row, entries in zip(rows, found, strict=True):
+        setting = row_setting(df, ds, row)
+        texts = []
+        for p in entries:
+            differ = unmatched(p, setting)
+            texts.append(f"{p.value:.1f}" + (f" ({', '.join(differ)})" if differ else ""))
+        out.append(" / ".join(texts) or None)
+    return out
+
+
+def row_setting(df: pd.DataFrame, ds: str, row: Row) -> RowSetting:
+    """A row's backbone, input size, protocol and splits on one dataset (None where its runs
+    do not say, or disagree)."""
+    runs = df[(df["tags.dataset"] == ds) & (df["tags.method"] == row[0])]
+    runs = runs[runs["tags.variant"] == row[1]]
+
+    def one(column: str) -> str | None:
+        values = set(runs[column].dropna().astype(str)) if column in runs else set()
+        return values.pop() if len(values) == 1 else None
+
+    height, width = one("params.data.height"), one("params.data.width")
+    splits = runs["tags.split"].nunique() if "tags.split" in runs else 1
+    return RowSetting(
+        one("params.model.backbone"),
+        f"{height}x{width}" if height and width else None,
+        one("tags.protocol"),
+        int(splits),
+        one("tags.dataset_name") or ds,
+    )
 
 
 def paper_table(rows: list[Row]) -> Table | None:
@@ -327,14 +411,11 @@ def markdown_table(df: pd.DataFrame, diffs: dict | None = None, reference: Row =
     return to_markdown(build_table(df, diffs, reference or DEFAULT_REFERENCE))
 
 
-def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) -> str:
+def caption(facts: dict[str, DatasetFacts], reference: Row, diffs: dict | None) -> str:
+    """What the table shows and how it was measured; ``diffs``: the Δ comparisons shown."""
     lines = ["Mean ± std over seeds and splits, in %; best mean per column in bold."]
-    if with_diffs:
-        lines.append(
-            f"Δ: difference to {'/'.join(reference)} in points, with its 95 % interval from a "
-            f"paired bootstrap ({N_BOOT} resamples of the test identities and of the seeds, "
-            f"the same resample for both rows); {MARK}: the interval excludes 0."
-        )
+    if diffs is not None:
+        lines.append(delta_caption(reference, diffs))
     for ds, f in facts.items():
         counts = (
             f"{f.queries} queries of {f.identities} test identities"
@@ -343,7 +424,7 @@ def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) ->
         )
         over = f" (over {f.splits} splits)" if f.splits > 1 else ""
         aux = f"; auxiliary inputs: {f.aux}" if f.aux else ""
-        machines = f"; run on: {f.machines}" if f.machines else ""
+        machines = f"; {describe(f.machines)}" if f.machines else ""
         cross = (
             f"trained on the training split of {f.sides[0]}, tested on the test split of "
             f"{f.sides[1]}; "
@@ -354,6 +435,21 @@ def caption(facts: dict[str, DatasetFacts], reference: Row, with_diffs: bool) ->
             f"{ds}: {cross}protocol {f.protocol}; {counts}{over}; {f.seeds} seed(s){aux}{machines}."
         )
     return " ".join(lines)
+
+
+def delta_caption(reference: Row, diffs: dict[tuple, Difference]) -> str:
+    ref = "/".join(reference)
+    if not diffs:
+        return f"Δ: difference to {ref}: none computed (no per-query results of rows run alike)."
+    one_seed = any(d.seeds == 1 for d in diffs.values())
+    return (
+        f"Δ: difference to {ref} in points with its 95 % interval, a t interval over the paired "
+        "seeds that adds the variance of the test identities, never narrower than the seeds' "
+        f"own t interval (docs/statistics.md); {MARK}: significant after the "
+        f"{correction_text(len(diffs))}, the table's comparisons to {ref} (rows × metrics × "
+        f"datasets); an interval may exclude 0 without {MARK}."
+        + (" Compared on one seed: the interval covers the test identities only." * one_seed)
+    )
 
 
 # ---- a report: tables + figures -------------------------------------------------------
@@ -394,11 +490,13 @@ def build_report(
     ref = resolve_reference(df, reference)
     results = per_query_results(mlf, df)
     sets = runsets(df, results)
-    diffs = differences(sets, ref, [m for m in DELTA_METRICS if f"metrics.{m}" in df])
+    unlike_rows = unlike_reference(df, ref)
+    delta_metrics = [m for m in DELTA_METRICS if f"metrics.{m}" in df]
+    diffs = differences(sets, ref, delta_metrics, unlike_rows)
     names = df.get("tags.dataset_name", df["tags.dataset"]).fillna(df["tags.dataset"])
     real = any(not is_synthetic(d) for d in names.unique())
-    table = build_table(df, diffs, ref, papers=real)
-    table.caption = caption(dataset_facts(df, results), ref, with_diffs=True)
+    table = build_table(df, diffs, ref, papers=real, unlike_rows=unlike_rows)
+    table.caption = caption(dataset_facts(df, results), ref, diffs)
     if (ref[0], ref[1]) not in set(zip(df["tags.method"], df["tags.variant"], strict=True)):
         table.notes.append(f"The reference row {'/'.join(ref)} has no run here: no Δ column.")
     rows = list(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
@@ -418,7 +516,7 @@ def build_report(
         not real,
         failed_table(failed),
         runs=df,
-        controls=control_table(sets, diffs, ref, metrics),
+        controls=control_table(sets, diffs, ref, metrics, unlike_controls(df)),
         training=training_table(df, curves),
         curves=curves,
     )

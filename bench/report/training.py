@@ -19,8 +19,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.report.render import Interval, Table, Value
-from bench.report.stats import compare
+from bench.report.alike import differing
+from bench.report.render import UNLIKE, Interval, Table, Value
+from bench.report.stats import compare, corrected, correction_text
 
 #: mAP points a curve may still rise over its last quarter and count as converged.
 TOLERANCE = 1.0
@@ -108,21 +109,48 @@ def _gates(rows: pd.DataFrame, gate_cols: list[str]) -> str | None:
     return ", ".join(f"{c.removeprefix(GATE_PREFIX)} {rows[c].mean():.2f}" for c in present)
 
 
-def control_table(sets: dict, diffs: dict, reference: Row, metrics: list[str]) -> Table | None:
-    """Each method's difference to its own control (``METHOD/control``) with its interval,
-    beside its difference to the reference row."""
-    body = []
+def unlike_controls(df: pd.DataFrame) -> dict[tuple[str, str], list]:
+    """(dataset, method) -> the settings in which a method's default and control rows were run
+    otherwise (:func:`bench.report.alike.differing`), for the methods where they were."""
+    out = {}
+    for ds, runs in df.groupby("tags.dataset"):
+        rows = set(zip(runs["tags.method"], runs["tags.variant"], strict=True))
+        for method in sorted({m for m, v in rows if v == CONTROL and (m, "default") in rows}):
+            settings = differing(runs, (method, CONTROL), (method, "default"))
+            if settings:
+                out[(ds, method)] = settings
+    return out
+
+
+def to_controls(sets: dict, metrics: list[str], unlike: dict) -> dict:
+    """(dataset, method, metric) -> each method's default row - its control, for the methods
+    whose two rows were run alike (not in ``unlike``), corrected together."""
+    out = {}
     for ds, method, variant in sorted(sets):
         control = sets.get((ds, method, CONTROL))
-        if variant != "default" or control is None:
+        if variant != "default" or control is None or (ds, method) in unlike:
             continue
-        to_control = {d.metric: d for d in compare(control, sets[(ds, method, variant)], metrics)}
+        for d in compare(control, sets[(ds, method, variant)], metrics):
+            out[(ds, method, d.metric)] = d
+    return corrected(out)
+
+
+def control_table(
+    sets: dict, diffs: dict, reference: Row, metrics: list[str], unlike: dict | None = None
+) -> Table | None:
+    """Each method's difference to its own control (``METHOD/control``) with its interval,
+    beside its difference to the reference row (``diffs``: the results table's). ``unlike``:
+    (dataset, method) -> the settings its default and control rows differ in (no Δ)."""
+    unlike = unlike or {}
+    own = to_controls(sets, metrics, unlike)
+    body = []
+    for ds, method, variant in sorted(sets):
+        if variant != "default" or (ds, method, CONTROL) not in sets:
+            continue
         row = [ds, method]
         for metric in metrics:
-            d = to_control.get(metric)
-            row.append(None if d is None else Interval(d.diff, d.lo, d.hi, d.significant))
-            r = diffs.get((ds, method, variant, metric))
-            row.append(None if r is None else Interval(r.diff, r.lo, r.hi, r.significant))
+            d = UNLIKE if (ds, method) in unlike else _interval(own.get((ds, method, metric)))
+            row += [d, _interval(diffs.get((ds, method, variant, metric)))]
         body.append(row)
     if not body:
         return None
@@ -134,6 +162,21 @@ def control_table(sets: dict, diffs: dict, reference: Row, metrics: list[str]) -
     table.caption = (
         "Each method (its default row) against its own control, the row that differs from it "
         "only in its mechanism (METHOD/control, same losses, neck, distance, data, schedule and "
-        "start), and against the reference row; intervals as in the results table."
+        "start), and against the reference row; intervals as in the results table. "
+        f"† to the control: after the {correction_text(len(own))} to the controls; "
+        "† to the reference: as in the results table."
     )
+    if unlike:
+        rows = "; ".join(
+            f"{ds} {m}: {', '.join(str(s) for s in settings)}"
+            for (ds, m), settings in sorted(unlike.items())
+        )
+        table.notes.append(
+            f"{UNLIKE}: no Δ to the control, their runs differ in more than the method's config "
+            f"(the control's value vs the default row's): {rows}."
+        )
     return table
+
+
+def _interval(d) -> Interval | None:
+    return None if d is None else Interval(d.diff, d.lo, d.hi, d.discovered)

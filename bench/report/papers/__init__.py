@@ -65,3 +65,39 @@ def lookup(method: str, variant: str, dataset: str, metric: str) -> list[PaperNu
         for p in paper_numbers()
         if (p.method, p.variant, p.dataset, p.metric) == (method, variant, dataset, metric)
     ]
+
+
+@dataclass(frozen=True)
+class RowSetting:
+    """What a paper's number is set beside: a row's backbone, input size (``HxW``), test
+    protocol, number of splits and dataset name (None: unknown)."""
+
+    backbone: str | None = None
+    input: str | None = None
+    protocol: str | None = None
+    splits: int | None = None
+    dataset: str | None = None
+
+    def protocols(self) -> set[str | None]:
+        """The paper protocols the row's runs follow: their own protocol's name, 'N random
+        splits' for runs over N splits, 'standard' for a dataset's one fixed partition (whose
+        protocol is named after the dataset)."""
+        out = {self.protocol}
+        if self.splits and self.splits > 1:
+            out.add(f"{self.splits} random splits")
+        if self.protocol is not None and self.protocol == self.dataset:
+            out.add("standard")
+        return out
+
+
+def unmatched(paper: PaperNumber, row: RowSetting) -> list[str]:
+    """The paper's settings that are not the row's (or not known for it), as the paper names
+    them; empty when backbone, input size and protocol match."""
+    out = []
+    if paper.backbone != row.backbone:
+        out.append(paper.backbone)
+    if paper.input != row.input:
+        out.append(paper.input)
+    if paper.protocol not in row.protocols():
+        out.append(f"protocol {paper.protocol}")
+    return out
