@@ -158,7 +158,8 @@ def runsets(df: pd.DataFrame, results: dict) -> dict[tuple[str, str, str], RunSe
     for _, run in df.iterrows():
         if run["run_id"] in results:
             key = (run["tags.dataset"], run["tags.method"], run["tags.variant"])
-            split = int(run.get("tags.split") or 0)
+            split = run.get("tags.split")
+            split = int(split) if pd.notna(split) else 0  # runs made before splits were tagged
             out.setdefault(key, {})[(split, int(run["tags.seed"]))] = results[run["run_id"]]
     return out
 
