@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 
 class Section(BaseModel):
@@ -140,10 +140,27 @@ class RerankConfig(Section):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     k1: int = Field(20, ge=1, description="k of the k-reciprocal neighbours R(p, k1)")
-    k2: int = Field(6, ge=1, description="neighbours averaged by the local query expansion")
+    k2: int = Field(
+        6, ge=1, description="neighbours averaged by the local query expansion (at most k1 + 1)"
+    )
     lambda_: float = Field(
         0.3, ge=0, le=1, alias="lambda", description="d* = (1 - lambda) d_Jaccard + lambda d"
     )
+    form: Literal["published", "literal"] = Field(
+        "published",
+        description="published: the authors' code, as torchreid and fast-reid (squared distances "
+        "over each row's max, rows of V summing to 1, expansion at > 2/3); literal: the paper's "
+        "equations as written (docs/methods.md)",
+    )
+
+    @model_validator(mode="after")
+    def _k2_within_the_neighbour_lists(self) -> RerankConfig:
+        if self.k2 > self.k1 + 1:
+            raise ValueError(
+                f"k2 must be at most k1 + 1 = {self.k1 + 1}: the query expansion averages "
+                f"the k2 nearest of the k1 + 1 items each neighbour list holds (got k2={self.k2})"
+            )
+        return self
 
 
 class EvalConfig(Section):
