@@ -234,15 +234,23 @@ class LauncherConfig(Section):
 
 class PretrainConfig(Section):
     """A suite's ``pretrain:`` stage (:mod:`bench.engine.pretrain`): our warm start of the
-    backbone, not the papers' ImageNet weights. ``defaults.model`` is trained once on the frames
-    of the *training* identities of one of the suite's datasets; the cells then start from it
-    through ``model.weights``. ``data`` / ``train`` patch the suite's ``defaults.data`` /
-    ``defaults.train`` (after the stage's own training defaults: 8 epochs, lr 1e-3, no decay)."""
+    backbone, not the papers' ImageNet weights. ``defaults.model`` is trained on the frames of
+    the *training* identities of one of the suite's datasets, once per seed; the cells then
+    start from their seed's stage through ``model.weights``. ``data`` / ``train`` patch the
+    suite's ``defaults.data`` / ``defaults.train`` (after the stage's own training defaults: 8
+    epochs, lr 1e-3, no decay)."""
 
     dataset: str | None = Field(
         None, description="label or name of one of the suite's datasets (default: its first)"
     )
-    seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage's sampling and init")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        lt=2**32,
+        description="None: one stage per seed of the suite, trained with that seed, and the cells "
+        "of seed s start from the stage of seed s (the spread over seeds includes the start); "
+        "a number: one stage with that seed, shared by every cell",
+    )
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="of the frame-level CE")
     triplet_margin: float = Field(0.3, ge=0, description="batch-hard triplet on frame features")
     lambda_triplet: float = Field(1.0, ge=0, description="weight of the triplet term (0 = off)")
