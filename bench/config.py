@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 
 class Section(BaseModel):
@@ -140,10 +140,27 @@ class RerankConfig(Section):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
     k1: int = Field(20, ge=1, description="k of the k-reciprocal neighbours R(p, k1)")
-    k2: int = Field(6, ge=1, description="neighbours averaged by the local query expansion")
+    k2: int = Field(
+        6, ge=1, description="neighbours averaged by the local query expansion (at most k1 + 1)"
+    )
     lambda_: float = Field(
         0.3, ge=0, le=1, alias="lambda", description="d* = (1 - lambda) d_Jaccard + lambda d"
     )
+    form: Literal["published", "literal"] = Field(
+        "published",
+        description="published: the authors' code, as torchreid and fast-reid (squared distances "
+        "over each row's max, rows of V summing to 1, expansion at > 2/3); literal: the paper's "
+        "equations as written (docs/methods.md)",
+    )
+
+    @model_validator(mode="after")
+    def _k2_within_the_neighbour_lists(self) -> RerankConfig:
+        if self.k2 > self.k1 + 1:
+            raise ValueError(
+                f"k2 must be at most k1 + 1 = {self.k1 + 1}: the query expansion averages "
+                f"the k2 nearest of the k1 + 1 items each neighbour list holds (got k2={self.k2})"
+            )
+        return self
 
 
 class EvalConfig(Section):
@@ -217,15 +234,23 @@ class LauncherConfig(Section):
 
 class PretrainConfig(Section):
     """A suite's ``pretrain:`` stage (:mod:`bench.engine.pretrain`): our warm start of the
-    backbone, not the papers' ImageNet weights. ``defaults.model`` is trained once on the frames
-    of the *training* identities of one of the suite's datasets; the cells then start from it
-    through ``model.weights``. ``data`` / ``train`` patch the suite's ``defaults.data`` /
-    ``defaults.train`` (after the stage's own training defaults: 8 epochs, lr 1e-3, no decay)."""
+    backbone, not the papers' ImageNet weights. ``defaults.model`` is trained on the frames of
+    the *training* identities of one of the suite's datasets, once per seed; the cells then
+    start from their seed's stage through ``model.weights``. ``data`` / ``train`` patch the
+    suite's ``defaults.data`` / ``defaults.train`` (after the stage's own training defaults: 8
+    epochs, lr 1e-3, no decay)."""
 
     dataset: str | None = Field(
         None, description="label or name of one of the suite's datasets (default: its first)"
     )
-    seed: int = Field(0, ge=0, lt=2**32, description="seed of the stage's sampling and init")
+    seed: int | None = Field(
+        None,
+        ge=0,
+        lt=2**32,
+        description="None: one stage per seed of the suite, trained with that seed, and the cells "
+        "of seed s start from the stage of seed s (the spread over seeds includes the start); "
+        "a number: one stage with that seed, shared by every cell",
+    )
     label_smoothing: float = Field(0.1, ge=0, lt=1, description="of the frame-level CE")
     triplet_margin: float = Field(0.3, ge=0, description="batch-hard triplet on frame features")
     lambda_triplet: float = Field(1.0, ge=0, description="weight of the triplet term (0 = off)")

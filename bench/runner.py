@@ -21,7 +21,7 @@ from bench.registry import DATASETS, METHODS
 from bench.suite.checks import check_weights
 from bench.suite.load import load_suite
 from bench.suite.schema import Cell, Suite
-from bench.suite.warmstart import is_ref, pretrain_spec
+from bench.suite.warmstart import is_ref, pretrain_specs
 
 #: The Slurm settings ``bench run`` takes as flags (``launcher:`` keys).
 SLURM_FLAGS = (
@@ -137,9 +137,13 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
         for i, c in enumerate(cells)
     ]
     click.echo(f"suite '{suite.name}' ({suite.path}): {len(cells)} cells")
-    warm = sum(is_ref(c.sections.model.weights) for c in cells)
+    warm = [c.sections.model.weights for c in cells if is_ref(c.sections.model.weights)]
     if warm:
-        click.echo(f"warm start (pretrain: stage, runs first): {warm} cells start from it")
+        stages = len(set(warm))
+        click.echo(
+            f"warm start (pretrain: stages, one per seed, run first): {len(warm)} cells start "
+            f"from {stages} stage{'s' * (stages > 1)}"
+        )
     click.echo(
         tabulate(
             rows, headers=["#", "dataset", "split", "method", "variant", "seed", "config hash"]
@@ -192,10 +196,11 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
 
 
 def pretrain(args: SuiteArgs, force: bool) -> None:
-    """``bench pretrain``: train (or find) the suite's warm start and say where it is."""
+    """``bench pretrain``: train (or find) the suite's warm start, the stage of each of its
+    seeds, and say where each is and which seeds' cells start from it."""
     suite = args.load()
-    spec = pretrain_spec(suite, args.data_root)
-    if spec is None:
+    specs = pretrain_specs(suite, args.data_root)
+    if not specs:
         raise BenchError(
             f"{suite.path}: no pretrain: section (add one, or -o 'pretrain={{}}' for the defaults)"
         )
@@ -206,8 +211,13 @@ def pretrain(args: SuiteArgs, force: bool) -> None:
 
     uri, exp_id = store.prepare(args.tracking_uri, suite.name, None)
     workdir = Path(args.workdir).resolve()
-    path = ensure_weights(spec, client(uri), exp_id, workdir, args.data_root, force)
-    click.echo(f"{spec.label}: {path}  (the cells use model.weights: {spec.ref})")
+    seeds: dict[str, list[str]] = {}
+    for seed, spec in specs.items():
+        seeds.setdefault(spec.ref, []).append(str(seed))
+    for spec in {spec.ref: spec for spec in specs.values()}.values():
+        path = ensure_weights(spec, client(uri), exp_id, workdir, args.data_root, force)
+        shown = ", ".join(seeds[spec.ref])
+        click.echo(f"{spec.label}: {path}  (seeds {shown}: model.weights: {spec.ref})")
 
 
 def status(args: SuiteArgs, claims_uri: str | None) -> None:

@@ -4,8 +4,12 @@ import pytest
 import torch
 from metrics_oracle import evaluate as oracle
 
+import bench.eval.ranking
 from bench.data.base import Protocol
 from bench.eval.metrics import evaluate
+
+#: SPARSE_SHARE forcing each way of placing the distances (bench.eval.ranking._bins)
+PATHS = {"near-only": 1.0, "every-distance": -1.0}
 
 
 def run(dist, qp, gp, qc, gc, **protocol):
@@ -127,9 +131,12 @@ def _random_case(seed: int):
     return dist, ids[0], ids[1], cams[0], cams[1]
 
 
-@pytest.mark.parametrize("rule", ["mean", "trapezoid"])
-def test_matches_the_sorting_evaluator_on_random_cases_with_ties(rule):
-    """Both MARS protocols' AP rules, against the former sort-based implementation."""
+@pytest.mark.parametrize(("rule", "path"), [("mean", "near-only"), ("trapezoid", "every-distance")])
+def test_matches_the_sorting_evaluator_on_random_cases_with_ties(monkeypatch, rule, path):
+    """Both MARS protocols' AP rules, against the former sort-based implementation, with the
+    distances below the hardest goods placed alone or every distance placed (the ranks do
+    not depend on the rule)."""
+    monkeypatch.setattr(bench.eval.ranking, "SPARSE_SHARE", PATHS[path])
     checked = 0
     for seed in range(300):
         dist, qp, gp, qc, gc = _random_case(seed)
@@ -149,19 +156,49 @@ def test_matches_the_sorting_evaluator_on_random_cases_with_ties(rule):
     assert checked > 200
 
 
-def test_per_query_ranks_match_a_direct_loop():
+def direct_loop(dist, qp, gp, qc, gc) -> dict[str, list]:
+    """Per-query first-match rank, AP and INP by sorting each row by (distance, index)."""
+    out = {"first": [], "ap": [], "inp": []}
+    for i in range(len(qp)):
+        order = sorted(range(len(gp)), key=lambda j: (float(dist[i, j]), j))
+        valid = [j for j in order if gp[j] != -1 and not (gp[j] == qp[i] and gc[j] == qc[i])]
+        hits = [k + 1 for k, j in enumerate(valid) if gp[j] == qp[i]]
+        out["first"].append(hits[0] if hits else 0)
+        out["inp"].append(len(hits) / hits[-1] if hits else 0.0)
+        out["ap"].append(sum((k + 1) / h for k, h in enumerate(hits)) / len(hits) if hits else 0.0)
+    return out
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_per_query_ranks_match_a_direct_loop(monkeypatch, path):
+    monkeypatch.setattr(bench.eval.ranking, "SPARSE_SHARE", PATHS[path])
     for seed in range(40):
         dist, qp, gp, qc, gc = _random_case(seed)
         try:
             r = evaluate(dist, qp, gp, qc, gc)
         except ValueError:
             continue
-        for i in range(len(qp)):
-            order = sorted(range(len(gp)), key=lambda j: (float(dist[i, j]), j))
-            valid = [j for j in order if gp[j] != -1 and not (gp[j] == qp[i] and gc[j] == qc[i])]
-            hits = [k + 1 for k, j in enumerate(valid) if gp[j] == qp[i]]
-            assert r["per_query"]["first"][i] == (hits[0] if hits else 0)
-            inp = len(hits) / hits[-1] if hits else 0.0
-            assert r["per_query"]["inp"][i] == pytest.approx(inp)
-            ap = sum((k + 1) / h for k, h in enumerate(hits)) / len(hits) if hits else 0.0
-            assert r["per_query"]["ap"][i] == pytest.approx(ap)
+        expected = direct_loop(dist, qp, gp, qc, gc)
+        assert r["per_query"]["first"] == expected["first"]
+        assert r["per_query"]["inp"] == pytest.approx(expected["inp"])
+        assert r["per_query"]["ap"] == pytest.approx(expected["ap"])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_signed_zeros_negative_and_infinite_distances_rank_as_floats(monkeypatch, path, dtype):
+    """-0.0 ties with 0.0, negatives come first, infinite distances last (goods included)."""
+    monkeypatch.setattr(bench.eval.ranking, "SPARSE_SHARE", PATHS[path])
+    values = torch.tensor([-torch.inf, -3.0, -1e-3, -0.0, 0.0, 1e-3, 0.5, 2.0, torch.inf])
+    for seed in range(30):
+        g = torch.Generator().manual_seed(seed)
+        dist = values[torch.randint(0, len(values), (12, 40), generator=g)].to(dtype)
+        qp, gp = torch.randint(0, 4, (12,), generator=g), torch.randint(-1, 4, (40,), generator=g)
+        qc, gc = torch.randint(0, 2, (12,), generator=g), torch.randint(0, 2, (40,), generator=g)
+        try:
+            r = evaluate(dist, qp, gp, qc, gc, chunk=5)
+        except ValueError:  # no query with a good
+            continue
+        expected = direct_loop(dist, qp, gp, qc, gc)
+        assert r["per_query"]["first"] == expected["first"], seed
+        assert r["per_query"]["ap"] == pytest.approx(expected["ap"]), seed

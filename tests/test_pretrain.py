@@ -52,6 +52,12 @@ def invoke(*args) -> str:
     return result.output
 
 
+def same_weights(a: dict, b: dict) -> bool:
+    """Equal tensors, BatchNorm's step counters aside (bench/models/weights.py loads no
+    ``num_batches_tracked``)."""
+    return all(torch.equal(a[k], b[k]) for k in b if not k.endswith("num_batches_tracked"))
+
+
 def hashes(suite) -> list[tuple[str, str]]:
     return [(c.config_hash, c.train_hash) for c in suite.cells]
 
@@ -60,7 +66,7 @@ def test_a_suite_without_pretrain_is_unchanged_and_null_switches_it_off(tmp_path
     monkeypatch.chdir(tmp_path)
     write(tmp_path, suite_spec()), write(tmp_path, suite_spec({}), "warm.yaml")
     assert "warm start" not in invoke("run", "tiny.yaml", "--dry-run")
-    assert "1 cells start from it" in invoke("run", "warm.yaml", "--dry-run")
+    assert "1 cells start from 1 stage" in invoke("run", "warm.yaml", "--dry-run")
     plain = load_suite(write(tmp_path, suite_spec()))
     assert "pretrain" not in plain.raw and plain.spec.pretrain is None
     (cell,) = plain.cells
@@ -88,6 +94,50 @@ def test_cells_refer_to_the_warm_start_by_hash_not_by_path(tmp_path):
     other["ablations"] = {"baseline": [{"name": "r34", "model": {"backbone": "resnet34"}}]}
     cells = load_suite(write(tmp_path, other, "other.yaml")).cells
     assert [c.sections.model.weights is None for c in cells] == [False, True]
+
+
+def test_each_seed_starts_from_its_own_stage_unless_one_seed_is_set(tmp_path):
+    suite = load_suite(write(tmp_path, suite_spec({"train": {"epochs": 1}}, seeds=(0, 1))))
+    stages = {s: pretrain_spec(suite, seed=s) for s in (0, 1)}
+    assert [c.sections.model.weights for c in suite.cells] == [stages[0].ref, stages[1].ref]
+    assert stages[0].hash != stages[1].hash and [stages[s].seed for s in (0, 1)] == [0, 1]
+    assert stages[1].resolved()["seed"] == 1
+    assert pretrain_spec(suite).hash == stages[0].hash  # the suite's first seed
+    assert stages[1].label.endswith(f"/seed1/{stages[1].hash}")
+    shared = load_suite(suite.path, ["pretrain.seed=7"])
+    (ref,) = {c.sections.model.weights for c in shared.cells}
+    spec = pretrain_spec(shared, seed=1)
+    assert ref == spec.ref and spec.seed == 7 and spec.hash not in (stages[0].hash, stages[1].hash)
+
+
+@pytest.mark.slow
+def test_two_seeds_train_two_stages_and_a_rerun_trains_nothing(in_tmp, monkeypatch):
+    write(in_tmp, suite_spec({"train": {"epochs": 1}}, seeds=(0, 1)))
+    trained, real_train = [], pretrain.train_backbone
+
+    def train(spec, *args, **kwargs):
+        trained.append(spec.seed)
+        return real_train(spec, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain, "train_backbone", train)
+    uri = f"sqlite:///{in_tmp / 'mlflow.db'}"  # absolute: a relative URI's store is cached
+    out = invoke("pretrain", "tiny.yaml", "--tracking-uri", uri)
+    suite = load_suite("tiny.yaml")
+    stages = [pretrain_spec(suite, seed=s) for s in (0, 1)]
+    assert trained == [0, 1]
+    for spec in stages:
+        assert f"{spec.label}: " in out and f"(seeds {spec.seed}: model.weights: {spec.ref})" in out
+    weights = [
+        torch.load(in_tmp / ".bench" / "pretrain" / s.hash / "backbone.pt", weights_only=True)
+        for s in stages
+    ]
+    assert not same_weights(weights[0], weights[1])
+    again = invoke("pretrain", "tiny.yaml", "--tracking-uri", uri)
+    assert trained == [0, 1] and all(spec.ref in again for spec in stages)
+    mlf = MlflowClient(uri)
+    exp = mlf.get_experiment_by_name("tiny").experiment_id
+    runs = mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")
+    assert sorted(r.data.tags["seed"] for r in runs) == ["0", "1"]
 
 
 @pytest.mark.parametrize(
@@ -160,7 +210,7 @@ def test_the_stage_trains_once_on_training_ids_and_the_cells_start_from_it(in_tm
     assert not any(k.startswith("fc.") for k in state)
     (start,) = starts
     assert start.keys() == state.keys()
-    assert all(torch.equal(start[k], state[k]) for k in state)
+    assert same_weights(start, state)
 
     # MLflow: one finished stage run with params, loss and the weights; not a cell
     mlf = MlflowClient("sqlite:///mlflow.db")
@@ -178,17 +228,21 @@ def test_the_stage_trains_once_on_training_ids_and_the_cells_start_from_it(in_tm
     out = invoke("status", "tiny.yaml")
     assert "1 finished" in out and "pretrain" not in out
 
-    # a second run reuses the weights; a new work dir restores them from MLflow, and the cell
-    # it adds (the first is finished: same hash) loads them
+    # a second run reuses the weights; a new work dir restores them from MLflow; the cell of a
+    # second seed (the first is finished: same hash) starts from its own seed's stage
     invoke("run", "tiny.yaml", "--no-report")
     invoke("run", "tiny.yaml", "--no-report", "-o", "seeds=[0,1]", "--workdir", "moved")
-    assert trained == [1] and len(starts) == 2
-    assert all(torch.equal(starts[1][k], state[k]) for k in state)
     assert (in_tmp / "moved" / "pretrain" / spec.hash / "backbone.pt").is_file()
-    assert len(mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")) == 1
+    second = pretrain_spec(load_suite("tiny.yaml", ["seeds=[0,1]"]), seed=1)
+    assert second.hash != spec.hash and trained == [1, 1] and len(starts) == 2
+    other = torch.load(
+        in_tmp / "moved" / "pretrain" / second.hash / "backbone.pt", weights_only=True
+    )
+    assert same_weights(starts[1], other) and not same_weights(other, state)
+    assert len(mlf.search_runs([exp], filter_string="tags.stage = 'pretrain'")) == 2
     out = invoke("pretrain", "tiny.yaml")
     assert spec.hash in out
-    assert trained == [1]
+    assert trained == [1, 1]
 
 
 def killed_at(folder, point: str, monkeypatch) -> None:
@@ -222,14 +276,17 @@ def test_kill9_during_pretraining_then_rerun_finishes(tmp_path, monkeypatch):
     assert "Traceback" not in out, out[-3000:]
     runs = mlf.search_runs([exp])
     stages = [r for r in runs if r.data.tags.get("stage") == "pretrain"]
-    assert [r.info.run_id for r in stages] == [victim.info.run_id]  # adopted, once
-    assert stages[0].info.status == "FINISHED"
+    first = [r.info.run_id for r in stages if r.data.tags["seed"] == "0"]
+    assert first == [victim.info.run_id]  # adopted, once; seed 1's stage trained after it
+    assert sorted(r.data.tags["seed"] for r in stages) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" for r in stages)
     steps = [m.step for m in mlf.get_metric_history(victim.info.run_id, "loss/ce")]
     assert steps == [0]  # the epoch's loss logged once
     assert "backbone.pt" in [a.path for a in mlf.list_artifacts(victim.info.run_id)]
     cells = [r for r in runs if "config_hash" in r.data.tags]
     assert [r.info.status for r in cells] == ["FINISHED", "FINISHED"]
     assert all(r.data.params["model.weights"].startswith("pretrain:") for r in cells)
+    assert len({r.data.params["model.weights"] for r in cells}) == 2  # each its seed's stage
     assert not list((tmp_path / ".bench" / "pretrain").glob("*/.*tmp*"))  # no partial file
 
 
@@ -253,8 +310,9 @@ def test_tune_warm_starts_its_trials_from_a_stage_without_the_validation_ids(in_
     invoke("tune", "baseline", "--trials", "2", "--suite", "tiny.yaml", "--seed", "3")
 
     suite = load_suite("tiny.yaml")
-    spec = pretrain_spec(suite, None, (0.25, 3))
-    assert spec.hash != pretrain_spec(suite).hash and spec.resolved()["holdout_seed"] == 3
+    spec = pretrain_spec(suite, None, (0.25, 3), seed=3)  # trained with the trials' seed
+    assert spec.hash != pretrain_spec(suite, seed=3).hash and spec.resolved()["holdout_seed"] == 3
+    assert spec.seed == 3 and pretrain_spec(suite, None, (0.25, 3)).hash != spec.hash
     assert weights == [spec.ref, spec.ref]  # both trials, from the tune's own stage
     dataset = build_dataset(spec.dataset, spec.dataset_options, None)
     validation = carve_validation(dataset.load_split(0), 0.25, 3)

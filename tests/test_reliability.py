@@ -154,6 +154,16 @@ CASES = [
     ("train-typo", patched("defaults.train.epoch", 1), [], S, "train.epoch: unknown key"),
     ("eval-batch-0", patched("defaults.eval.batch_size", 0), [], S, "eval.batch_size: Input"),
     ("eval-clip-0", patched("defaults.eval.clip_len", 0), [], S, "eval.clip_len: Input"),
+    (
+        "rerank-k2",
+        patched("defaults.eval.rerank", {"k1": 4, "k2": 6}),
+        [],
+        S,
+        "defaults.eval.rerank: Value error, k2 must be at most k1 + 1 = 5",
+    ),
+    ("rerank-lambda", patched("defaults.eval.rerank", {"lambda": 1.5}), [], S, "rerank.lambda"),
+    ("rerank-lambda-neg", patched("defaults.eval.rerank", {"lambda": -0.1}), [], S, "lambda: "),
+    ("rerank-form", patched("defaults.eval.rerank", {"form": "paper"}), [], S, "rerank.form: "),
     # ablations and method_config
     (
         "ablation-field",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from rerank_reference import rerank_reference
+from rerank_reference import literal_reference, published_reference
 
 import bench.eval.memory
 import bench.eval.rerank
@@ -67,25 +67,62 @@ def test_chunks_are_sized_from_free_memory(monkeypatch):
 
 
 @pytest.mark.parametrize(("k1", "k2", "lam"), [(6, 3, 0.3), (20, 6, 0.3), (4, 1, 0.0), (3, 2, 1)])
-def test_rerank_matches_a_loop_over_the_paper_equations(monkeypatch, k1, k2, lam):
+def test_the_literal_form_matches_a_loop_over_the_paper_equations(monkeypatch, k1, k2, lam):
     monkeypatch.setattr(bench.eval.rerank, "ROWS", 7)  # several row steps
     qf, gf, _ = clustered(6, 9, 35, dim=8, seed=k1)
     full = euclidean(torch.cat([qf, gf]), torch.cat([qf, gf]))
-    expected = rerank_reference(full.double().numpy(), 9, k1, k2, lam)
+    expected = literal_reference(full.double().numpy(), 9, k1, k2, lam)
 
     def dist(a, b):
         return euclidean(a["f"], b["f"])
 
-    reranker = KReciprocal(dist, {"f": qf}, {"f": gf}, 2**12, k1, k2, lam)
+    reranker = KReciprocal(dist, {"f": qf}, {"f": gf}, 2**12, k1, k2, lam, form="literal")
     got = reranker.rerank(torch.arange(9), full[:9, 9:], None)
     assert np.abs(got.numpy() - expected).max() < 1e-9
 
 
-def test_rerank_is_reported_beside_the_plain_metrics(monkeypatch):
+@pytest.mark.parametrize("seed", range(50))
+def test_the_published_form_equals_the_authors_algorithm(monkeypatch, seed):
+    """50 random problems: sizes, k1, k2, lambda, distance, clustered or not, several chunks."""
+    rng = np.random.default_rng(seed)
+    monkeypatch.setattr(bench.eval.rerank, "ROWS", int(rng.integers(3, 20)))
+    q, g, dim = int(rng.integers(2, 16)), int(rng.integers(5, 60)), int(rng.integers(2, 12))
+    if seed % 2:
+        qf, gf, _ = clustered(int(rng.integers(2, 10)), q, g, dim=dim, seed=seed)
+    else:
+        qf, gf = torch.randn(q, dim), torch.randn(g, dim)
+    metric = (cosine, euclidean)[seed % 3 == 0]
+    k1 = int(rng.integers(1, 30))
+    k2 = int(rng.integers(1, k1 + 2))
+    lam = float(rng.choice([0.0, 1.0, rng.uniform()], p=[0.1, 0.1, 0.8]))
+    full = metric(torch.cat([qf, gf]), torch.cat([qf, gf]))
+    expected = published_reference(full.double().numpy(), q, k1, k2, lam)
+
+    def dist(a, b):
+        return metric(a["f"], b["f"])
+
+    budget = int(rng.integers(2**9, 2**14))
+    reranker = KReciprocal(dist, {"f": qf}, {"f": gf}, budget, k1, k2, lam)
+    got = reranker.rerank(torch.arange(q), full[:q, q:], None)
+    assert np.abs(got.numpy() - expected).max() < 1e-6
+
+
+def test_a_form_that_does_not_exist_is_refused():
+    qf, gf, _ = clustered(3, 4, 10)
+    with pytest.raises(ValueError, match="form: expected one of published, literal"):
+        KReciprocal(lambda a, b: cosine(a["f"], b["f"]), {"f": qf}, {"f": gf}, 2**12, form="x")
+
+
+@pytest.mark.parametrize(
+    ("form", "reference"), [("published", published_reference), ("literal", literal_reference)]
+)
+def test_rerank_is_reported_beside_the_plain_metrics(monkeypatch, form, reference):
     monkeypatch.setattr(bench.eval.memory, "CPU_BUDGET", 2**15)  # ranked a few queries at a time
     qf, gf, ids = clustered(8, 20, 60)
     plain = evaluate_features(feat_cosine, {"feat": qf}, {"feat": gf}, ids, Protocol())
-    rerank = EvalConfig(rerank={"k1": 6, "k2": 3, "lambda": 0.3}).rerank.model_dump()
+    settings = {"k1": 6, "k2": 3, "lambda": 0.3} | ({"form": form} if form == "literal" else {})
+    rerank = EvalConfig(rerank=settings).rerank.model_dump()
+    assert rerank["form"] == form  # published by default
     both = evaluate_features(feat_cosine, {"feat": qf}, {"feat": gf}, ids, Protocol(), 6, rerank)
     assert {k: both[k] for k in plain if k != "per_query"} == {
         k: plain[k] for k in plain if k != "per_query"
@@ -94,7 +131,7 @@ def test_rerank_is_reported_beside_the_plain_metrics(monkeypatch):
     assert names <= set(both) and len(both["rerank"]["cmc"]) == len(plain["cmc"])
     # the re-ranked numbers are those of the re-ranked matrix (junk dropped after re-ranking)
     full = cosine(torch.cat([qf, gf]), torch.cat([qf, gf]))
-    d_star = rerank_reference(full.double().numpy(), 20, 6, 3, 0.3)
+    d_star = reference(full.double().numpy(), 20, 6, 3, 0.3)
     expected = evaluate(torch.tensor(d_star), *ids)
     assert both["rerank.mAP"] == pytest.approx(expected["mAP"], rel=1e-6)
     assert both["rerank.R1"] == pytest.approx(expected["R1"])

@@ -55,8 +55,8 @@ def run(**params) -> None:
 @device_option
 @click.option("--force", is_flag=True, help="Train again even if the weights are cached.")
 def pretrain(force: bool, **params) -> None:
-    """Train SUITE_FILE's pretrain: stage (our warm start of its backbone on the training
-    identities' frames) once; cached as WORKDIR/pretrain/<hash>/backbone.pt."""
+    """Train SUITE_FILE's pretrain: stages (our warm start of its backbone on the training
+    identities' frames), one per seed, once; cached as WORKDIR/pretrain/<hash>/backbone.pt."""
     runner.pretrain(runner.SuiteArgs(**params), force)
 
 

@@ -2,9 +2,10 @@
 
 The papers insert their blocks into an ImageNet-pretrained ResNet (IAUnet zero-initialises its
 residual BN for that reason); offline no ImageNet weights can be had, so the suite's
-``defaults.model`` is trained once, before the cells, on the frames of the **training**
-identities of one of its datasets (its train split only: test identities are never used, which
-:func:`training_tracklets` asserts).
+``defaults.model`` is trained before the cells on the frames of the **training** identities of
+one of its datasets (its train split only: test identities are never used, which
+:func:`training_tracklets` asserts), once per seed of the suite: the cells of seed s start from
+the stage trained with seed s (:meth:`bench.suite.warmstart.PretrainSpec.for_cells_of`).
 
 Objective (:class:`FrameReID`): every frame of a P x K batch of clips (flip and random erasing
 as in the cells) goes through the backbone and a global average pool; a BN-neck and a
@@ -101,12 +102,14 @@ def training_tracklets(split: Split, where: str) -> list[Tracklet]:
 
 
 def warm_start_stage(suite, cells: list, mlf, exp_id: str, workdir: Path, data_root) -> None:
-    """Run the suite's stage before its cells, if any of ``cells`` starts from it."""
-    from bench.suite.warmstart import pretrain_spec
+    """Run the suite's stages before its cells: each that some of ``cells`` start from, in
+    the cells' order (one per seed)."""
+    from bench.suite.warmstart import pretrain_specs
 
-    spec = pretrain_spec(suite, data_root)
-    if spec is not None and any(c.sections.model.weights == spec.ref for c in cells):
-        ensure_weights(spec, mlf, exp_id, workdir, data_root)
+    stages = {spec.ref: spec for spec in pretrain_specs(suite, data_root).values()}
+    for ref in dict.fromkeys(c.sections.model.weights for c in cells):
+        if ref in stages:
+            ensure_weights(stages[ref], mlf, exp_id, workdir, data_root)
 
 
 def ensure_weights(
@@ -183,7 +186,7 @@ def open_run(mlf, exp_id: str, spec: PretrainSpec) -> str:
         "pretrain_hash": spec.hash,
         "suite": spec.suite,
         "dataset": spec.dataset_label or spec.dataset,
-        "seed": str(spec.config.seed),
+        "seed": str(spec.seed),
         "mlflow.runName": spec.label,
         **environment_tags(),
     }
@@ -203,12 +206,12 @@ def train_backbone(
         split = carve_validation(split, spec.train.val_fraction, spec.holdout_seed)
     tracks = training_tracklets(split, spec.label)
     where = Placement(resolve_device(spec.device), spec.train.precision, spec.train.channels_last)
-    seed_everything(spec.config.seed)
+    seed_everything(spec.seed)
     num_classes = len({t.pid for t in tracks})
     net = place(FrameReID(spec, num_classes), where)
     for key, value in {**placement_tags(where), "pretrain_identities": str(num_classes)}.items():
         mlf.set_tag(run_id, key, value)
-    loader, _ = train_loader(tracks, spec.data, frozenset(), spec.config.seed, where.device)
+    loader, _ = train_loader(tracks, spec.data, frozenset(), spec.seed, where.device)
     start = time.perf_counter()
     Trainer(net, loader, spec.train, folder / "checkpoint.pt").fit(
         lambda epoch, logs: log_metrics(mlf, run_id, logs, step=epoch)

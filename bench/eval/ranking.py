@@ -10,10 +10,12 @@ gallery order, the 1-based rank of good j among the valid items is
 and that is all CMC (the first good's rank), AP (every good's rank) and INP (the last good's
 rank) need. For a chunk of queries: gather and sort the goods' distances (a few per query),
 locate every distance among them (and the next floats above them) with one ``searchsorted``
-and count per good with one histogram; take the same-camera junk out again (it sits among the
-query's own identity) and settle ties among the goods by index. Ties of a good with an item of
-another identity (rare: equal float distances) show up as a count at a good's distance larger
-than its identity accounts for; only those goods' rows are looked at again, item by item.
+(only the distances up to each query's hardest good, when those are few: one pass over the
+distances finds them) and count per good with one histogram; take the same-camera junk out
+again (it sits among the query's own identity) and settle ties among the goods by index. Ties
+of a good with an item of another identity (rare: equal float distances) show up as a count at
+a good's distance larger than its identity accounts for; only those goods' rows are looked at
+again, item by item.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import torch
 
 #: elements per step of the tie count (bounds its memory)
 TIE_ELEMENTS = 2**22
+#: up to this share of a chunk's distances below its queries' hardest goods, only those are
+#: placed among the cuts (see :func:`_bins`)
+SPARSE_SHARE = 0.25
 
 
 @dataclass
@@ -84,7 +89,7 @@ def match_ranks(
     order = order.gather(1, torch.sort((~good).gather(1, order).byte(), dim=1, stable=True).indices)
     is_good, g_idx = good.gather(1, order), idx.gather(1, order)
     s = torch.where(is_good, d_same.gather(1, order), torch.inf)  # goods by (distance, index)
-    lt, le = _count_below(dist, s)
+    lt, le = _count_below(dist, s, is_good)
     same_value = (d_same[:, None, :] == s[:, :, None]) & same[:, None, :]  # (q, K goods, K)
     earlier = same_value & good[:, None, :] & (idx[:, None, :] < g_idx[:, :, None])
     nearer = lt + earlier.sum(2) - ((d_same[:, None, :] < s[:, :, None]) & junk[:, None, :]).sum(2)
@@ -95,20 +100,55 @@ def match_ranks(
     return ranks, is_good.sum(1)
 
 
-def _count_below(dist: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """dist (q, G), s (q, K) sorted -> #{k : d_k < s_m} and #{k : d_k <= s_m}, each (q, K).
+def _count_below(
+    dist: torch.Tensor, s: torch.Tensor, is_good: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """dist (q, G), s (q, K) sorted, is_good (q, K) -> #{k : d_k < s_m} and #{k : d_k <= s_m},
+    each (q, K) (exact for the goods; padding slots get what falls below them).
 
-    One searchsorted of every distance into the cuts {s_m} and {next float above s_m}, and one
-    histogram of where they fall.
+    Every distance that can count is placed among the cuts {s_m} and {next float above s_m}
+    (:func:`_bins`), and one histogram of where they fall is summed up to each cut.
     """
     up = torch.nextafter(s, torch.full_like(s, torch.inf))
     cuts = torch.sort(torch.cat([s, up], 1), dim=1).values
     q, c = cuts.shape
-    slot = torch.searchsorted(cuts, dist, right=True)  # d is below cuts[slot:]
-    slot += torch.arange(0, q * (c + 1), c + 1, device=slot.device)[:, None]
-    below = torch.bincount(slot.view(-1), minlength=q * (c + 1)).view(q, c + 1).cumsum(1)
+    top = torch.where(is_good, s, -torch.inf).amax(1)  # each query's hardest good
+    bins = _bins(dist, cuts, top)
+    below = torch.bincount(bins, minlength=q * (c + 1)).view(q, c + 1).cumsum(1)
     at = torch.searchsorted(cuts, torch.cat([s, up], 1))  # where s and up sit among the cuts
-    return below.gather(1, at[:, : s.shape[1]]), below.gather(1, at[:, s.shape[1] :])
+    le = below.gather(1, at[:, s.shape[1] :])
+    le = torch.where(s == torch.inf, dist.shape[1], le)  # all <= inf (nextafter(inf) is inf)
+    return below.gather(1, at[:, : s.shape[1]]), le
+
+
+def _bins(dist: torch.Tensor, cuts: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """Flat histogram bins, row r's slot j at r (c + 1) + j, of the distances that can count:
+    slot j = #{cuts of the row <= d}.
+
+    Only distances up to the query's hardest good ``top`` (q,) count for any good. When they
+    are few (a trained model: the goods sit near the top) only they are placed, by one
+    ``searchsorted`` of their (row, value) keys among the cuts' (:func:`_ordered_keys`);
+    otherwise (or for float64 distances) every distance, by a row-wise ``searchsorted``.
+    """
+    q, c = cuts.shape
+    near = dist <= top[:, None]
+    if dist.dtype != torch.float64 and int(near.count_nonzero()) <= SPARSE_SHARE * near.numel():
+        rows, cols = near.nonzero(as_tuple=True)
+        cut_rows = torch.arange(q, device=dist.device).repeat_interleave(c)
+        cut_keys = _ordered_keys(cuts.flatten(), cut_rows)
+        slot = torch.searchsorted(cut_keys, _ordered_keys(dist[rows, cols], rows), right=True)
+        return slot + rows  # slot counts the r c cuts of the rows before too
+    slot = torch.searchsorted(cuts, dist, right=True)
+    slot += torch.arange(0, q * (c + 1), c + 1, device=slot.device)[:, None]
+    return slot.view(-1)
+
+
+def _ordered_keys(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Floats (n,) of rows (n,) -> int64 keys ordered as (row, value), equal for equal values:
+    row x 2^32 + the value's IEEE bits as an int32 in the floats' order (a negative float's
+    other bits reversed), so the rows' ranges never overlap."""
+    bits = (values.float() + 0.0).view(torch.int32)  # + 0.0: -0.0 becomes 0.0
+    return (rows << 32) + (bits ^ ((bits >> 31) & 0x7FFFFFFF))
 
 
 def _earlier_other_ties(

@@ -4,19 +4,28 @@ The items are the queries and the whole gallery (N = Q + G, queries first); d is
 distance. N(i, k) are the k + 1 items nearest to i, i itself included (ties by index), as in
 the authors' code; ``k/2`` is ``round(k1 / 2)``.
 
-- eq. 4, k-reciprocal neighbours: R(i, k) = {j in N(i, k) : i in N(j, k)}.
+Two forms (``eval.rerank.form``). **published** (the default) is the authors' code, which
+torchreid and fast-reid copy and against which re-ranked results are published; **literal**
+follows the paper's equations. They differ in four places:
+
+- the distance o that both use: published, o(i, j) = d(i, j)^2 / max_m d(i, m)^2 (each item's
+  row of squared distances over all N items divided by its maximum; the authors divide by
+  column maxima and transpose, the same for a symmetric d); literal, o = d.
+- eq. 4, k-reciprocal neighbours (both): R(i, k) = {j in N(i, k) : i in N(j, k)}, N by o.
 - eq. 6, expansion: R*(i, k) = R(i, k) united with R(j, k/2) for every j in R(i, k) such that
-  |R(i, k) & R(j, k/2)| >= 2/3 |R(j, k/2)|.
-- eq. 7, Gaussian kernel: V_i[j] = exp(-d(i, j)) for j in R*(i, k1), else 0.
-- eq. 11, local query expansion: V_i <- mean of V_j over the k2 nearest items j of i (i first).
-- eq. 10, Jaccard distance: d_J(p, g) = 1 - sum_j min(V_p[j], V_g[j]) / sum_j max(V_p[j], V_g[j]),
-  with sum max = sum V_p + sum V_g - sum min.
-- eq. 12: d*(p, g) = (1 - lambda) d_J(p, g) + lambda d(p, g).
+  |R(i, k) & R(j, k/2)| > 2/3 |R(j, k/2)| (published) or >= (literal).
+- eq. 7, Gaussian kernel: V_i[j] = exp(-o(i, j)) for j in R*(i, k1), else 0; published, each
+  row then divided by its sum.
+- eq. 11, local query expansion (both): V_i <- mean of V_j over the k2 nearest items j of i
+  (i first); published, none when k2 = 1.
+- eq. 10, Jaccard distance: d_J(p, g) = 1 - m / (sum V_p + sum V_g - m), m = sum_j
+  min(V_p[j], V_g[j]); published, 1 - m / (2 - m) (its rows sum to 1).
+- eq. 12: d*(p, g) = (1 - lambda) d_J(p, g) + lambda o(p, g).
 
 V is held as sparse rows (column indices and values, width = the largest row), so memory grows
 with N times the neighbourhood size, never N^2; distances are computed in row chunks (twice:
-once for the neighbour lists, once for the kernel values) and the Jaccard numerators of a chunk
-of queries come from an inverted index of the gallery's V columns.
+once for the neighbour lists and each row's maximum, once for the kernel values) and the
+Jaccard numerators of a chunk of queries come from an inverted index of the gallery's V columns.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from __future__ import annotations
 import torch
 
 from bench.eval.blocks import Distance, Embedding, count, gallery_blocks
+
+#: the forms of :class:`KReciprocal` (see the module docstring)
+FORMS = ("published", "literal")
 
 
 class KReciprocal:
@@ -38,17 +50,22 @@ class KReciprocal:
         k1: int = 20,
         k2: int = 6,
         lambda_: float = 0.3,
+        form: str = "published",
     ):
+        if form not in FORMS:
+            raise ValueError(f"form: expected one of {', '.join(FORMS)} (got {form!r})")
         self.q, self.n = count(query), count(query) + count(gallery)
-        self.lam, self.budget = lambda_, budget
+        self.lam, self.budget, self.published = lambda_, budget, form == "published"
         to_query = gallery_blocks(distance, query, None, budget)
         to_gallery = gallery_blocks(distance, gallery, None, budget)
         self.query, self.gallery = query, gallery
         self.to_all = lambda rows: torch.cat([to_query(rows), to_gallery(rows)], 1)
-        nn = self._sweep(lambda d, i: nearest(d, min(k1 + 1, self.n)))
-        expanded = expand(nn, k1, round(k1 / 2))
-        weights = self._sweep(lambda d, i: kernel(d, expanded[i], self.n))
-        cols, vals = query_expansion(expanded, weights, nn[:, :k2], self.n)
+        nn, self.peak = self._sweep(lambda o, i: (nearest(o, min(k1 + 1, self.n)),))
+        expanded = expand(nn, k1, round(k1 / 2), strict=self.published)
+        weights, _ = self._sweep(lambda o, i: (kernel(o, expanded[i], self.n, self.published),))
+        cols, vals = expanded, weights
+        if k2 > 1 or not self.published:
+            cols, vals = query_expansion(expanded, weights, nn[:, :k2], self.n)
         self.cols, self.vals, self.mass = cols, vals, vals.sum(1)
         self.index = inverted_index(cols[self.q :], vals[self.q :], self.n)
 
@@ -57,25 +74,44 @@ class KReciprocal:
         qi, gi = index[index < self.q], index[index >= self.q] - self.q
         return {k: torch.cat([self.query[k][qi], self.gallery[k][gi]]) for k in self.query}
 
-    def _sweep(self, per_chunk) -> torch.Tensor:
-        """per_chunk(d (r, N), item indices (r,)) over row chunks of all items -> cat of the
-        results."""
-        step = max(1, self.budget // (16 * self.n))
+    def _original(self, d: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+        """Plain distances d (r, m) of items whose rows' max d^2 is ``peak`` (r,) -> o (r, m),
+        float64 (see the module docstring)."""
+        d = d.double()
+        return (d * d).div_(peak[:, None]) if self.published else d
+
+    def _sweep(self, per_chunk) -> list[torch.Tensor]:
+        """per_chunk(o (r, N), item indices (r,)) -> a tuple of tensors, over row chunks of
+        all items -> [each tensor concatenated over the chunks..., the rows' peaks (N,)]."""
+        step = max(1, self.budget // (32 * self.n))
         device = next(iter(self.query.values())).device
         out = []
         for s in range(0, self.n, step):
             index = torch.arange(s, min(s + step, self.n), device=device)
-            out.append(per_chunk(self.to_all(self._item_rows(index)), index))
-        return torch.cat(out)
+            d = self.to_all(self._item_rows(index))
+            peak = row_peak(d)
+            o = self._original(d, peak)
+            del d
+            out.append((*per_chunk(o, index), peak))
+        return [torch.cat(parts) for parts in zip(*out, strict=True)]
 
     def rerank(self, rows: torch.Tensor, dist: torch.Tensor, keep: torch.Tensor | None):
         """rows (q,) query indices, dist (q, G kept) their plain distances -> d* (q, G kept)."""
         inter = jaccard_overlap(self.cols[rows], self.vals[rows], self.index, self.n - self.q)
-        union = self.mass[rows][:, None] + self.mass[self.q :][None, :] - inter
+        if self.published:
+            union = 2 - inter
+        else:
+            union = self.mass[rows][:, None] + self.mass[self.q :][None, :] - inter
         d_j = 1 - inter / union
         if keep is not None:
             d_j = d_j[:, keep]
-        return (1 - self.lam) * d_j + self.lam * dist.double()
+        return (1 - self.lam) * d_j + self.lam * self._original(dist, self.peak[rows])
+
+
+def row_peak(d: torch.Tensor) -> torch.Tensor:
+    """d (r, N) whole rows -> max_j d[i, j]^2 (r,), float64 (1 where a row is all zeros)."""
+    peak = d.abs().amax(1).double().square()
+    return torch.where(peak > 0, peak, 1)
 
 
 def nearest(d: torch.Tensor, k: int) -> torch.Tensor:
@@ -110,8 +146,9 @@ def reciprocal(nn: torch.Tensor, k: int) -> torch.Tensor:
     return by_rows(rows, len(nn), -1)
 
 
-def expand(nn: torch.Tensor, k: int, half: int) -> torch.Tensor:
-    """Eq. 6: R*(i, k) as (N, W) item indices ascending, padded with N."""
+def expand(nn: torch.Tensor, k: int, half: int, strict: bool) -> torch.Tensor:
+    """Eq. 6: R*(i, k) as (N, W) item indices ascending, padded with N; ``strict``: a
+    neighbour's R(j, k/2) joins when more than 2/3 of it is in R(i, k) (else 2/3 or more)."""
     r_all, rh = reciprocal(nn, k), reciprocal(nn, half)
 
     def rows(part: slice) -> torch.Tensor:
@@ -119,7 +156,7 @@ def expand(nn: torch.Tensor, k: int, half: int) -> torch.Tensor:
         cand = rh[r.clamp_min(0)]  # (r, k + 1, half + 1): R(j, k/2) of every j in R(i, k)
         real = (cand >= 0) & (r >= 0)[:, :, None]
         shared = ((cand[..., None] == r[:, None, None, :]) & real[..., None]).any(-1).sum(-1)
-        accept = 3 * shared >= 2 * real.sum(-1)
+        accept = 3 * shared > 2 * real.sum(-1) if strict else 3 * shared >= 2 * real.sum(-1)
         added = torch.where(accept[..., None] & real, cand, -1).flatten(1)
         return _unique_rows(torch.cat([r, added], 1), len(nn))
 
@@ -135,10 +172,12 @@ def _unique_rows(items: torch.Tensor, n: int) -> torch.Tensor:
     return v[:, : int((v < n).sum(1).max())]
 
 
-def kernel(d: torch.Tensor, members: torch.Tensor, n: int) -> torch.Tensor:
-    """Eq. 7: d (r, N), members (r, W) padded with n -> V values (r, W), 0 at padding."""
-    w = torch.exp(-d.double().gather(1, members.clamp_max(n - 1)))
-    return torch.where(members < n, w, 0)
+def kernel(o: torch.Tensor, members: torch.Tensor, n: int, normalise: bool) -> torch.Tensor:
+    """Eq. 7: o (r, N), members (r, W) padded with n -> V values (r, W), 0 at padding; each
+    row divided by its sum when ``normalise``."""
+    w = torch.exp(-o.gather(1, members.clamp_max(n - 1)))
+    w = torch.where(members < n, w, 0)
+    return w / w.sum(1, keepdim=True).clamp_min(torch.finfo(w.dtype).tiny) if normalise else w
 
 
 def query_expansion(

@@ -5,7 +5,7 @@ A variant's config is the suite's ``defaults`` <- ``method_config[method]`` <- t
 override (method fields and section patches), with the method's own test protocol filled in
 under the eval keys the suite does not set (:func:`resolve_eval`). A variant may also set
 dataset options of its own cells (:data:`~bench.suite.schema.DATASET_KEYS`); a warm-started
-suite points each cell whose model is the stage's backbone at the stage's weights.
+suite points each cell whose model is the stage's backbone at the weights of its seed's stage.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench.errors import raise_validation
 from bench.registry import method_config
 from bench.suite.cross import EntrySplit, entry_splits
 from bench.suite.schema import DATASET_KEYS, ROLES, Cell, CrossSpec, DatasetSpec, Suite
-from bench.suite.warmstart import pretrain_spec
+from bench.suite.warmstart import pretrain_specs
 from bench.suite.yaml import deep_merge
 
 
@@ -99,7 +99,7 @@ class EntrySplits:
 def expand(suite: Suite, data_root: str | None = None) -> list[Cell]:
     """The grid, in order: dataset x split x method x variant x seed (validates every override
     and dataset option on the way)."""
-    out, warm = [], pretrain_spec(suite, data_root)
+    out, warm = [], pretrain_specs(suite, data_root)
     for i, entry in enumerate(suite.spec.datasets):
         splits = EntrySplits(entry, data_root, f"{suite.path}: datasets[{i}]")
         for j in range(len(splits.of({}, ""))):
@@ -107,7 +107,6 @@ def expand(suite: Suite, data_root: str | None = None) -> list[Cell]:
                 for variant, override, key in suite.variants(method):
                     data = splits.of(dataset_patch(suite, method, override), key)[j]
                     config, sections = cell_config(suite, method, override, key)
-                    sections = warm.warm_started(sections) if warm else sections
                     out += [
                         Cell(
                             suite.name,
@@ -118,7 +117,7 @@ def expand(suite: Suite, data_root: str | None = None) -> list[Cell]:
                             variant,
                             seed,
                             config,
-                            sections,
+                            warm[seed].warm_started(sections) if warm else sections,
                             data.label,
                             data.train_side,
                         )

@@ -1,19 +1,20 @@
 """The warm start of a suite, as config: what its ``pretrain:`` stage trains, the hash that
 names the weights, and how the cells refer to them.
 
-The stage (:mod:`bench.engine.pretrain`) trains the suite's ``defaults.model`` once on the
-frames of the training identities of one of its datasets: our warm start, not the papers'
-ImageNet (none can be downloaded offline). Its weights are cached as
-``WORKDIR/pretrain/<hash>/backbone.pt``; a cell whose model is that backbone gets
-``model.weights: pretrain:<hash>``, so its config hash depends on the warm start's hash and
-never on the absolute path of the file (moving the work dir changes no hash). The path is
-resolved only when the cell builds its model (:func:`resolve_weights`). No torch here: a
-suite validates without it.
+The stage (:mod:`bench.engine.pretrain`) trains the suite's ``defaults.model`` on the frames
+of the training identities of one of its datasets: our warm start, not the papers' ImageNet
+(none can be downloaded offline). Each seed of the suite has its own stage, trained with that
+seed (unless ``pretrain.seed`` names one stage for all), so that the spread over seeds includes
+the start. Its weights are cached as ``WORKDIR/pretrain/<hash>/backbone.pt``; a cell of seed s
+whose model is that backbone gets ``model.weights: pretrain:<hash>`` of seed s's stage, so
+its config hash depends on the warm start's hash and never on the absolute path of the file
+(moving the work dir changes no hash). The path is resolved only when the cell builds its
+model (:func:`resolve_weights`). No torch here: a suite validates without it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ class PretrainSpec:
     train: TrainConfig
     device: str
     config: PretrainConfig
+    seed: int  # of the stage's sampling and initialisation
     holdout_seed: int | None = None  # with train.val_fraction: the ids a tune validates on
 
     def resolved(self) -> dict[str, Any]:
@@ -60,7 +62,10 @@ class PretrainSpec:
             "model": self.model.model_dump(mode="json"),
             "data": self.data.model_dump(mode="json"),
             "train": self.train.model_dump(mode="json"),
-            "loss": self.config.model_dump(mode="json", exclude={"dataset", "data", "train"}),
+            "loss": self.config.model_dump(
+                mode="json", exclude={"dataset", "data", "train", "seed"}
+            ),
+            "seed": self.seed,
         }
         if self.holdout_seed is not None:
             resolved["holdout_seed"] = self.holdout_seed
@@ -96,7 +101,12 @@ class PretrainSpec:
 
     @property
     def label(self) -> str:
-        return f"pretrain/{self.dataset_label or self.dataset}/{self.hash}"
+        return f"pretrain/{self.dataset_label or self.dataset}/seed{self.seed}/{self.hash}"
+
+    def for_cells_of(self, seed: int) -> PretrainSpec:
+        """The stage the cells of ``seed`` start from: trained with ``seed``, or the one stage
+        of ``pretrain.seed`` when the suite sets it."""
+        return replace(self, seed=seed if self.config.seed is None else self.config.seed)
 
     def folder(self, workdir: Path) -> Path:
         return cache_folder(workdir, self.hash)
@@ -139,12 +149,23 @@ def resolve_weights(model: ModelConfig, workdir: Path) -> ModelConfig:
     return model.model_copy(update={"weights": str(path)})
 
 
+def pretrain_specs(suite: Suite, data_root: str | None = None) -> dict[int, PretrainSpec]:
+    """{seed: the stage its cells start from} for each of the suite's seeds ({} without a
+    ``pretrain:`` section); validated once (:func:`pretrain_spec`)."""
+    spec = pretrain_spec(suite, data_root)
+    return {} if spec is None else {seed: spec.for_cells_of(seed) for seed in suite.spec.seeds}
+
+
 def pretrain_spec(
-    suite: Suite, data_root: str | None = None, holdout: tuple[float, int] | None = None
+    suite: Suite,
+    data_root: str | None = None,
+    holdout: tuple[float, int] | None = None,
+    seed: int | None = None,
 ) -> PretrainSpec | None:
-    """The suite's resolved ``pretrain:`` stage (None without one), validated: the dataset
-    names one of the suite's entries with a single split in the grid, the patches validate,
-    and P fits its training identities. Each error names ``pretrain.<key>``.
+    """The suite's resolved ``pretrain:`` stage that the cells of ``seed`` (default: the
+    suite's first) start from (None without one), validated: the dataset names one of the
+    suite's entries with a single split in the grid, the patches validate, and P fits its
+    training identities. Each error names ``pretrain.<key>``.
 
     ``holdout``: a tune's validation (fraction, seed) on the suite's first dataset. When the
     stage trains on that dataset, it leaves out the same identities (``train.val_fraction``,
@@ -185,7 +206,7 @@ def pretrain_spec(
             f"expected at most {ids} identities per batch: '{name}' has {ids} training "
             f"identities (got p={data.p})",
         )
-    return PretrainSpec(
+    spec = PretrainSpec(
         suite.name,
         name,
         dataset.options.model_dump(mode="json"),
@@ -196,8 +217,10 @@ def pretrain_spec(
         train,
         defaults.runtime.device,
         cfg,
-        holdout[1] if holdout else None,
+        seed=suite.spec.seeds[0] if seed is None else seed,
+        holdout_seed=holdout[1] if holdout else None,
     )
+    return spec.for_cells_of(spec.seed)
 
 
 def _dataset_entry(suite: Suite, wanted: str | None):

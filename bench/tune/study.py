@@ -3,8 +3,9 @@
 Trials train on the training identities minus a held-out validation part and are scored by
 mAP on that part — never on the test split. Per-epoch validation mAP feeds a MedianPruner.
 A suite with a ``pretrain:`` stage tunes warm-started trials, as ``bench run`` would train
-them; the tune's stage leaves the validation identities out too (its own hash, trained once
-before the trials: :func:`bench.suite.warmstart.pretrain_spec`).
+them; the tune's stage leaves the validation identities out too and is trained with the
+tune's seed, the trials' (its own hash, trained once before the trials:
+:func:`bench.suite.warmstart.pretrain_spec`).
 Each trial is a nested MLflow run under one parent run per study (``bench.tune.runs``); the
 best parameters are written as a suite override file that ``bench run -O FILE`` accepts.
 
@@ -168,7 +169,7 @@ def tune(mlf, suite: Suite, opts: TuneOptions, run: RunOptions) -> tuple[optuna.
     exp_id = experiment_id(mlf, f"tune-{opts.study_name}")
     study = open_study(mlf, exp_id, opts)
     parent = parent_run(mlf, exp_id, opts.study_name)
-    warm = pretrain_spec(suite, run.data_root, (opts.val_fraction, opts.seed))
+    warm = pretrain_spec(suite, run.data_root, (opts.val_fraction, opts.seed), opts.seed)
     job = Worker(suite, opts, replace(run, parent_run_id=parent), mlf.tracking_uri, exp_id, warm)
     build_dataset(*dataset_spec(suite.spec.datasets[0]), run.data_root).prepare()  # once, here
     if warm is not None:
