@@ -180,6 +180,7 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
         claims_uri=launch.claims_uri,
         lease_s=launch.lease_s,
     )
+    opts.extra_tags["suite_file"] = suite_file_tag(suite.path)
     reference = suite.spec.report.reference
     if reference:
         opts.extra_tags["report_reference"] = reference
@@ -193,6 +194,15 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+
+
+def suite_file_tag(path: str) -> str:
+    """The suite file as its runs name it (the report's command reruns it): relative to the
+    working directory where it lies below it, in POSIX form. A tag, in no hash."""
+    file = Path(path)
+    if file.is_absolute() and file.is_relative_to(Path.cwd()):
+        file = file.relative_to(Path.cwd())
+    return file.as_posix()
 
 
 def pretrain(args: SuiteArgs, force: bool) -> None:
@@ -284,6 +294,15 @@ def compare(suite: str, a: str, b: str, allow_different: tuple[str, ...], uri: s
     from bench.report.commands import print_comparison
 
     print_comparison(client(uri), suite, a, b, allow_different)
+
+
+def claims(suite: str, uri: str | None) -> None:
+    """``bench claims``: the papers' claims on the suite's rows, each with bench's difference,
+    its interval and a verdict (bench/report/papers/claims.yaml)."""
+    from bench.engine.tracking import client
+    from bench.report.commands import print_claims
+
+    print_claims(client(uri), suite)
 
 
 @dataclass

@@ -293,10 +293,11 @@ class IAUnet(Method):
         self.stages = config.stages or default_stages(data.seq_len)
         if config.blocks != "none":
             for stage in self.stages:
-                block = build_block(config, self.backbone.channels[stage])
                 if config.placement == "after_stage":
+                    block = build_block(config, self.backbone.channels[stage])
                     self.backbone.insert_after_stage(stage, block)
                 else:
+                    block = build_block(config, self.backbone.last_block_channels(stage))
                     self.backbone.insert_before_last_block(stage, block)
         self.neck = BNNeck(self.backbone.out_channels, num_classes)
 

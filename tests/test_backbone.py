@@ -50,6 +50,18 @@ def test_clip_module_sees_the_clip_before_the_last_block():
     assert rec.shapes == [(2, 3, 128, 8, 4)]
 
 
+@pytest.mark.parametrize(("stage", "channels"), [(1, 24), (2, 32), (3, 96), (4, 160)])
+def test_a_module_before_the_last_block_gets_the_width_entering_it(stage, channels):
+    """MobileNetV2's stage 4 ends in a block that widens 160 to 320 channels: a module before it
+    sees 160 (at the stages that keep their width, the stage's own)."""
+    b = Backbone(ModelConfig(backbone="mobilenetv2_100", last_stride=1, feature_head="drop"))
+    assert b.last_block_channels(stage) == channels
+    rec = Recorder()
+    b.insert_before_last_block(stage, rec)
+    assert b(torch.randn(1, 2, 3, 64, 32)).shape[2] == 320
+    assert rec.shapes[0][2] == channels
+
+
 def test_any_timm_cnn_with_stages():
     b = Backbone(ModelConfig(backbone="efficientnet_b0"))  # its 1x1 head conv kept
     assert b(torch.randn(1, 2, 3, 64, 32)).shape[:3] == (1, 2, 1280)

@@ -114,6 +114,15 @@ def check_statistics_and_exports(root, table):
     mlf = client(None)
     exp = mlf.get_experiment_by_name("tiny")
     runs = mlf.search_runs([exp.experiment_id])
+    # each run names its suite file; the report's first line reruns it (the commit's hash is
+    # the checkout's, or 'unknown' outside a git work tree)
+    assert {r.data.tags["suite_file"] for r in runs} == {"tiny.yaml"}
+    assert re.match(
+        r"# tiny\n\nReproduce: `bench run tiny.yaml && bench report --suite tiny` — commit "
+        r"(\w{7}|unknown); on .+; 4 cells in .+ of wall time \(the first run's start to the last "
+        r"run's end; .+ of cell time\)\.\n",
+        table,
+    )
     path = mlf.download_artifacts(runs[0].info.run_id, "per_query.csv")
     with open(path) as fh:
         rows = list(csv.DictReader(fh))

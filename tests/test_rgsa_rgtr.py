@@ -360,7 +360,8 @@ def test_search_space_ties_the_test_stride_to_the_clip_length():
 def test_ablation_suite_has_the_rows_of_tables_1_to_3():
     # the suite's own dataset may be swapped for the test fixture; everything else is as written
     suite = load_suite(SUITE, ["datasets=[fixture-video]"])
-    assert yaml.safe_load(SUITE.read_text())["datasets"] == ["synthetic-video"]
+    (entry,) = yaml.safe_load(SUITE.read_text())["datasets"]
+    assert entry == {"name": "synthetic-video", "test_ids": 60, "distractors": 10, "max_len": 12}
     cells = [c for c in suite.cells if c.method == "rgsa-rgtr"]
     assert {c.seed for c in cells} == {0, 1, 2}  # the statistics issue: at least 3 seeds
     configs = {c.variant: c.method_config for c in cells}
@@ -373,8 +374,10 @@ def test_ablation_suite_has_the_rows_of_tables_1_to_3():
         ("rgsa", "rgtr", "inner-product", "total"),
         ("rgsa", "rgtr", "rm", "total"),
     }
-    # the suite's half-width backbone (C = 256) scales the paper's r1, r2 (at C = 2048) by 1/8
-    assert {(c.r1, c.r2) for c in configs.values()} == {(2, 16), (2, 32), (4, 16), (4, 32)}
+    # MobileNetV2 without its head conv (C = 320, not 2048): r2 keeps the paper's relation
+    # widths (8-d, 16-d), r1 the ratio between Table 2's rows
+    assert {(c.r1, c.r2) for c in configs.values()} == {(2, 20), (2, 40), (4, 20), (4, 40)}
+    assert {(320 // c.r2) for c in configs.values()} == {8, 16}
     assert {c.sections.data.seq_len for c in cells} == {2, 4, 6, 8}
     deviations = {(c.rgtr_residual, c.rgtr_stop_gradient, c.neck) for c in configs.values()}
     assert deviations == {
@@ -477,10 +480,11 @@ def test_neck_switch_adds_bn_necks_and_nothing_else():
 def test_the_method_sets_the_papers_test_protocol_and_a_suite_overrides_it():
     over = ["datasets=[fixture-video]", "seeds=[0]", "ablations={}"]
     cells = {c.method: c.sections.eval for c in load_suite(SUITE, over).cells}
-    assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=2, clip_norm=True)
-    assert cells["baseline"] == EvalConfig()  # other methods keep the harness defaults
+    assert cells["rgsa-rgtr"] == EvalConfig(batch_size=64, clip_stride=2, clip_norm=True)
+    # other methods keep the harness defaults (the suite sets the main job's batch size)
+    assert cells["baseline"] == EvalConfig(batch_size=64)
     explicit = [*over, "eval.clip_norm=false", "method_config.rgsa-rgtr.eval={clip_stride: 1}"]
     cells = {c.method: c.sections.eval for c in load_suite(SUITE, explicit).cells}
-    assert cells["rgsa-rgtr"] == EvalConfig(clip_stride=1, clip_norm=False)
+    assert cells["rgsa-rgtr"] == EvalConfig(batch_size=64, clip_stride=1, clip_norm=False)
     long = load_suite(SUITE, [*over, "data.seq_len=6"]).cells
     assert [c.sections.eval.clip_stride for c in long if c.method == "rgsa-rgtr"] == [3]

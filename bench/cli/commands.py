@@ -116,6 +116,17 @@ def compare(suite, a, b, allow_different, tracking_uri) -> None:
     runner.compare(suite, a, b, allow_different, tracking_uri)
 
 
+@click.command(name="claims")
+@click.argument("suite")
+@tracking_option
+def claims(suite, tracking_uri) -> None:
+    """The papers' claims on SUITE's rows (bench/report/papers/claims.yaml), each with bench's
+    difference better - worse, its interval corrected for the suite's claims and a verdict:
+    reproduced, contradicted, inconclusive, not run or not compared. SUITE: a suite file or an
+    experiment name."""
+    runner.claims(suite, tracking_uri)
+
+
 @click.command()
 @click.argument("method")
 @click.option("--trials", default=50, show_default=True, type=click.IntRange(1))
@@ -156,4 +167,4 @@ def list_plugins() -> None:
     click.echo(runner.describe_plugins())
 
 
-COMMANDS = (run, pretrain, status, report, compare, tune, list_plugins)
+COMMANDS = (run, pretrain, status, report, compare, claims, tune, list_plugins)

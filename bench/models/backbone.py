@@ -267,9 +267,8 @@ class Backbone(nn.Module):
     def out_channels(self) -> int:
         return self.channels[4]
 
-    def insert_before_last_block(self, stage: int, module: nn.Module) -> None:
-        """Insert ``module`` (a ClipModule or a frame module) right before the last residual
-        block of ``stage`` (1..4). The stage must be a sequence of blocks (timm ResNets are)."""
+    def _last_blocks(self, stage: int) -> tuple[list[nn.Module], int, list[nn.Module]]:
+        """(the stage's body, the index of its last sequence of blocks, those blocks)."""
         body = list(self.stages[stage].body)
         seqs = [i for i, m in enumerate(body) if isinstance(m, nn.Sequential) and len(m)]
         if not seqs:
@@ -277,7 +276,21 @@ class Backbone(nn.Module):
                 f"stage {stage} of this backbone is a {type(body[-1]).__name__}, not a "
                 "sequence of residual blocks; modules can only be inserted into sequential stages"
             )
-        i, blocks = seqs[-1], list(body[seqs[-1]])
+        return body, seqs[-1], list(body[seqs[-1]])
+
+    def last_block_channels(self, stage: int) -> int:
+        """The channels entering the last block of ``stage``, where
+        :meth:`insert_before_last_block` puts a module: the stage's width, but for a last block
+        that widens it (MobileNetV2's stage 4 ends in a 160 -> 320 block)."""
+        *_, blocks = self._last_blocks(stage)
+        convs = [m for m in blocks[-1].modules() if isinstance(m, nn.Conv2d)]
+        return convs[0].in_channels if convs else self.channels[stage]
+
+    def insert_before_last_block(self, stage: int, module: nn.Module) -> None:
+        """Insert ``module`` (a ClipModule or a frame module) right before the last residual
+        block of ``stage`` (1..4), where :meth:`last_block_channels` enter it. The stage must be
+        a sequence of blocks (timm ResNets and MobileNets are)."""
+        body, i, blocks = self._last_blocks(stage)
         self.stages[stage] = Stage([*body[:i], *blocks[:-1], module, blocks[-1], *body[i + 1 :]])
 
     def insert_after_stage(self, stage: int, module: nn.Module) -> None:

@@ -13,7 +13,9 @@ from bench.errors import BenchError
 from bench.report.alike import Setting, differing, known_settings
 from bench.report.export import write
 from bench.report.machines import MachineRows, describe, machine_rows
-from bench.report.render import to_markdown
+from bench.report.papers.ledger import check_suite, ledger, read_suite
+from bench.report.provenance import tag_values
+from bench.report.render import Table, to_markdown
 from bench.report.stats import compare
 from bench.report.table import (
     Row,
@@ -25,6 +27,7 @@ from bench.report.table import (
     runsets,
     table_metrics,
 )
+from bench.report.verdicts import suite_claims
 
 
 def write_reports(
@@ -52,6 +55,8 @@ def write_reports(
         paths = write(mlf, report, out, formats)
         if print_table:
             click.echo(f"\n## {name}\n\n{to_markdown(report.results)}\n")
+            if report.claims is not None:
+                click.echo(f"The papers' claims:\n\n{to_markdown(report.claims)}\n")
             if report.failed is not None:
                 click.echo(f"failed cells (not ranked):\n\n{to_markdown(report.failed)}\n")
         for path in paths:
@@ -179,3 +184,27 @@ def print_comparison(mlf, suite: str, a: str, b: str, allow_different: tuple[str
         )
     if len(result.machines) > 1:
         click.echo(f"Warning: {describe(result.machines)}; a difference may be the machines'.")
+
+
+def claims_of(mlf, suite: str) -> tuple[str, Table]:
+    """(suite name, claims table) of SUITE, a suite file or an experiment name: each claim of
+    the ledger on the suite's finished runs (all *not run* before any), the ledger checked
+    against the suite file (the one given, else the one the runs name, where it exists)."""
+    book, name, given = ledger(), suite, Path(suite).is_file()
+    if given:  # checked before any run is read; else against the file the runs name
+        spec = read_suite(suite)
+        name = spec.name
+        check_suite(book, spec)
+    if not book.of(name):
+        raise BenchError(
+            f"{book.where} has no claims on suite '{name}'; its suites: {', '.join(book.suites)}"
+        )
+    df = load_runs(mlf, name)
+    files = [] if given else tag_values(df, "tags.suite_file")
+    sets = runsets(df, per_query_results(mlf, df)) if not df.empty else {}
+    return name, suite_claims(df, sets, name, next(iter(files), None), book)
+
+
+def print_claims(mlf, suite: str) -> None:
+    name, table = claims_of(mlf, suite)
+    click.echo(f"## {name}: the papers' claims\n\n{to_markdown(table)}")

@@ -18,9 +18,11 @@ from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.alike import Setting, differing
 from bench.report.machines import MachineRows, describe, machine_rows
 from bench.report.papers import RowSetting, lookup, paper_numbers, unmatched
+from bench.report.provenance import provenance, provenance_line, tag_values
 from bench.report.render import MARK, UNLIKE, Entry, Interval, Table, Value, to_markdown
 from bench.report.stats import Difference, RunSet, compare, corrected, correction_text
 from bench.report.training import control_table, training_table, unlike_controls, val_curves
+from bench.report.verdicts import suite_claims
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -469,6 +471,8 @@ class Report:
     figures: list[tuple[str, Path]] = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     controls: Table | None = None  # each method against its own control
+    claims: Table | None = None  # the papers' claims on the suite's rows, with verdicts
+    provenance: str = ""  # the command that reproduces it, the commit, machine and wall time
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
@@ -509,6 +513,7 @@ def build_report(
         )
     metrics = [m for m in ("R1", "mAP") if f"metrics.{m}" in df]
     curves = val_curves(mlf, df)
+    suite = suite_name(df, name)
     return Report(
         name,
         table,
@@ -520,7 +525,14 @@ def build_report(
         controls=control_table(sets, diffs, ref, metrics, unlike_controls(df)),
         training=training_table(df, curves),
         curves=curves,
+        claims=suite_claims(df, sets, suite, next(iter(tag_values(df, "tags.suite_file")), None)),
+        provenance=provenance_line(provenance(df, suite)),
     )
+
+
+def suite_name(df: pd.DataFrame, name: str) -> str:
+    """The suite (experiment) the runs belong to: their newest ``suite`` tag, else ``name``."""
+    return next(iter(tag_values(df, "tags.suite")), name)
 
 
 def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float]]:
