@@ -169,6 +169,7 @@ def test_new_modules_train_at_their_own_lr_and_alone_while_the_backbone_is_froze
     assert neck and neck <= {id(p) for p in new["params"]}
     scheduler = build_scheduler(opt, cfg)
     assert (backbone["lr"], new["lr"]) == (0.0, pytest.approx(1e-2))  # epoch 0: frozen
+    opt.step()  # no gradients: nothing moves; the scheduler steps after the optimizer
     scheduler.step()
     assert (backbone["lr"], new["lr"]) == (pytest.approx(1e-3), pytest.approx(1e-2))
 
