@@ -21,7 +21,7 @@ from bench.errors import BenchError
 from bench.models.backbone import Backbone, check_weights
 from bench.models.weights import NAMED, load_weights, resolve, to_timm
 from bench.registry import METHODS
-from bench.report.training import control_table, not_converged, rise
+from bench.report.training import control_differences, control_table, not_converged, rise
 from bench.suite.load import load_suite
 from tests.test_engine import SUITE
 
@@ -236,7 +236,8 @@ def test_each_method_is_set_against_its_own_control():
             sets[("d", "baseline", "default")], sets[("d", "iaunet", "default")], ["mAP"]
         )
     }
-    table = control_table(sets, diffs, ("baseline", "default"), ["mAP"])
+    gains = control_differences(sets, ["mAP"])
+    table = control_table(gains, diffs, ("baseline", "default"), ["mAP"])
     assert [row[:2] for row in table.rows] == [["d", "iaunet"]]
     to_control, to_baseline = table.rows[0][2:]
     assert to_control.diff == pytest.approx(10.0) and to_baseline.diff == pytest.approx(20.0)

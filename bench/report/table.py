@@ -14,9 +14,11 @@ import yaml
 
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.papers import lookup, paper_numbers
+from bench.report.probes import probe_table
 from bench.report.render import MARK, Entry, Interval, Table, Value, to_markdown
 from bench.report.stats import N_BOOT, Difference, RunSet, compare
-from bench.report.training import control_table, training_table, val_curves
+from bench.report.stress import Sweep, find_sweeps, stress_table
+from bench.report.training import control_differences, control_table, training_table, val_curves
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -372,6 +374,10 @@ class Report:
     figures: list[tuple[str, Path]] = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     controls: Table | None = None  # each method against its own control
+    probes: Table | None = None  # what each mechanism does (probe.*), where no sweep shows it
+    stress: Table | None = None  # gains over the controls and probes by nuisance level
+    sweeps: list[Sweep] = field(default_factory=list)
+    gains: dict = field(default_factory=dict)  # (dataset, method) -> metric -> vs its control
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
@@ -410,6 +416,8 @@ def build_report(
         )
     metrics = [m for m in ("R1", "mAP") if f"metrics.{m}" in df]
     curves = val_curves(mlf, df)
+    gains = control_differences(sets, metrics)
+    sweeps = find_sweeps(df)
     return Report(
         name,
         table,
@@ -418,9 +426,13 @@ def build_report(
         not real,
         failed_table(failed),
         runs=df,
-        controls=control_table(sets, diffs, ref, metrics),
+        controls=control_table(gains, diffs, ref, metrics),
         training=training_table(df, curves),
         curves=curves,
+        probes=None if sweeps else probe_table(df),
+        stress=stress_table(sweeps, gains, df, metrics),
+        sweeps=sweeps,
+        gains=gains,
     )
 
 

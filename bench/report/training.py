@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.render import Interval, Table, Value
-from bench.report.stats import compare
+from bench.report.stats import Difference, compare
 
 #: mAP points a curve may still rise over its last quarter and count as converged.
 TOLERANCE = 1.0
@@ -108,21 +108,33 @@ def _gates(rows: pd.DataFrame, gate_cols: list[str]) -> str | None:
     return ", ".join(f"{c.removeprefix(GATE_PREFIX)} {rows[c].mean():.2f}" for c in present)
 
 
-def control_table(sets: dict, diffs: dict, reference: Row, metrics: list[str]) -> Table | None:
-    """Each method's difference to its own control (``METHOD/control``) with its interval,
-    beside its difference to the reference row."""
-    body = []
+def control_differences(
+    sets: dict, metrics: list[str]
+) -> dict[tuple[str, str], dict[str, Difference]]:
+    """(dataset, method) -> metric -> the method's default row minus its own control
+    (``METHOD/control``), for the methods that have both."""
+    out = {}
     for ds, method, variant in sorted(sets):
         control = sets.get((ds, method, CONTROL))
-        if variant != "default" or control is None:
-            continue
-        to_control = {d.metric: d for d in compare(control, sets[(ds, method, variant)], metrics)}
+        if variant == "default" and control is not None:
+            found = compare(control, sets[(ds, method, variant)], metrics)
+            out[(ds, method)] = {d.metric: d for d in found}
+    return out
+
+
+def interval(d: Difference | None) -> Interval | None:
+    return None if d is None else Interval(d.diff, d.lo, d.hi, d.significant)
+
+
+def control_table(gains: dict, diffs: dict, reference: Row, metrics: list[str]) -> Table | None:
+    """Each method's difference to its own control (``gains``: :func:`control_differences`)
+    with its interval, beside its difference to the reference row."""
+    body = []
+    for (ds, method), to_control in gains.items():
         row = [ds, method]
         for metric in metrics:
-            d = to_control.get(metric)
-            row.append(None if d is None else Interval(d.diff, d.lo, d.hi, d.significant))
-            r = diffs.get((ds, method, variant, metric))
-            row.append(None if r is None else Interval(r.diff, r.lo, r.hi, r.significant))
+            row.append(interval(to_control.get(metric)))
+            row.append(interval(diffs.get((ds, method, "default", metric))))
         body.append(row)
     if not body:
         return None

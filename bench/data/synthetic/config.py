@@ -12,6 +12,14 @@ from bench.config import Section
 # Bump when a change to the generator changes its output for the same options.
 # v5: each tracklet's nuisance records (nuisances.json); every file v4 wrote is byte-identical.
 GENERATOR_VERSION = 5
+#: the options that set how much of each nuisance the data has (swept by suites/stress.yaml)
+NUISANCE_OPTIONS = (
+    "occlusion_rate",
+    "misdetection_rate",
+    "position_jitter",
+    "scale_jitter",
+    "clutter",
+)
 
 
 class GeneratorConfig(Section):
