@@ -16,7 +16,11 @@ A method is an ``nn.Module`` registered with ``@register_method("name")`` and a 
 - ``pretrained_parameters()`` (the backbone's, which train at ``train.lr``; every other
   parameter is a new module's, at ``train.lr * train.new_lr_mult``) and ``gates()`` (each
   zero-initialised gate or residual scale, found as a module's ``gate`` attribute; logged per
-  epoch as ``diag.gate.<module>``) come with the base class.
+  epoch as ``diag.gate.<module>``) come with the base class;
+- ``probe_names`` and ``probes(batches)`` -> what the method's mechanism does on test clips
+  with exact annotations (:class:`~bench.models.probes.ProbeBatch`, synthetic data only),
+  logged as ``probe.<name>`` (docs/probes.md); ``attention(clips, aux)`` -> an
+  :class:`~bench.models.probes.AttentionView` of one clip for ``bench show attention``.
 
 A batch is a dict: ``clips`` (B, T, C, H, W) float, ``pids`` (B,) long class indices,
 ``camids`` (B,) long, and when the dataset provides them ``part_masks`` (B, T, H, W) long
@@ -26,6 +30,7 @@ A batch is a dict: ``clips`` (B, T, C, H, W) float, ``pids`` (B,) long class ind
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import torch
@@ -35,6 +40,7 @@ from bench.config import DataConfig, MethodConfig, ModelConfig
 from bench.eval.blocks import Embedding
 from bench.eval.distance import cosine
 from bench.models.backbone import Backbone
+from bench.models.probes import AttentionView, ProbeBatch
 
 Batch = dict[str, torch.Tensor]
 AUX_KEYS = ("part_masks", "keypoints")
@@ -55,6 +61,8 @@ class Method(nn.Module):
     #: baseline's mean, STAL's eq. 9): the sequence-length study then embeds every frame once
     #: and pools its random subsets from those embeddings (bench.engine.seqlen)
     frame_separable: ClassVar[bool] = False
+    #: the probes the method declares, name -> what it measures (logged as ``probe.<name>``)
+    probe_names: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self, config: MethodConfig, model: ModelConfig, data: DataConfig, num_classes: int
@@ -100,6 +108,17 @@ class Method(nn.Module):
         """Figures about the method's test embeddings of N tracklets, logged as metrics
         (``diag.<name>``; none by default)."""
         return {}
+
+    def probes(self, batches: Iterable[ProbeBatch]) -> dict[str, float]:
+        """The declared probes over batches of test clips with exact annotations, called in
+        eval mode without gradients; a probe this config has no mechanism for, or that the data
+        leaves undefined (no nuisance to contrast), is left out."""
+        return {}
+
+    def attention(self, clips: torch.Tensor, aux: Batch) -> AttentionView | None:
+        """What the method's attention does on one clip (1, T, C, H, W), for drawing; None
+        when it has none."""
+        return None
 
     def gates(self) -> dict[str, torch.Tensor]:
         """Every zero-initialised gate or residual scale, by module name: a module's ``gate``."""

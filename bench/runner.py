@@ -421,3 +421,24 @@ def data_show(
     split = dataset.load_split(dataset.split_indices()[0])
     path = contact_sheet(split, Path(out or f"reports/figures/{name}.png"), pairs, frames)
     click.echo(f"wrote {path}")
+
+
+def show_attention(
+    run_id: str,
+    tracklet: str,
+    start: int,
+    frames: int | None,
+    out: str | None,
+    data_root: str | None,
+    uri: str | None,
+) -> None:
+    """``bench show attention``: a finished run's attention over frames of one test tracklet,
+    beside the exact masks and nuisances of generated data, as one PNG."""
+    path = Path(out or f"reports/figures/attention-{run_id[:8]}-{tracklet}.png")
+    check_run_paths(uri, (path.parent, "the --out folder"))
+    from bench.engine.attention import attention_shot
+    from bench.engine.tracking import client
+    from bench.report.attention import attention_figure
+
+    shot = attention_shot(client(uri), run_id, tracklet, start, frames, data_root)
+    click.echo(f"wrote {attention_figure(shot, path)}")

@@ -17,11 +17,15 @@ followed by BatchNorm, no nonlinearity). ``relation_norm: bn`` adds that BatchNo
 logits: in training its batch statistics mix the clips' u terms, so u then acts (as a learned
 temperature of the softmax) and w_u learns; with running statistics at test it cancels again.
 (u still enters the frame update W_fu, eq. 7.)
+
+Probes (docs/probes.md): the part attention's IoU with the exact part masks, and how much a
+part's feature changes when a part is blacked out, before and after the relations.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -34,10 +38,12 @@ from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone, ClipModule
 from bench.models.context_blocks import NonLocal, ResidualBN, SqueezeExcitation, per_frame
 from bench.models.heads import BNNeck, temporal_avg
+from bench.models.probes import AttentionView, ProbeBatch, relative_change, soft_iou
 from bench.registry import register_method
 from methods.config.iaunet import IAUnetConfig
 
 N_PARTS = 4  # head, upper body, lower body, shoes: the labels 1..4 of a part mask
+PART_LABELS = ("head", "upper body", "lower body", "shoes")
 STAGE_CHOICES = {"1": [1], "2": [2], "3": [3], "4": [4], "2,3": [2, 3]}
 
 
@@ -124,12 +130,35 @@ class PairRelation(nn.Module):
         return r if self.norm is None else self.norm(r.reshape(-1, 1)).reshape(r.shape)
 
 
+def stripe_maps(frames: torch.Tensor, parts: int = N_PARTS) -> torch.Tensor:
+    """The fixed division's maps for feature maps (B, T, D, h, w): (B, T, N, h, w), 1 on the
+    rows of band n (the rows adaptive average pooling gives it), else 0."""
+    b, t, _, h, w = frames.shape
+    rows = torch.arange(h, device=frames.device)
+    starts = torch.tensor([n * h // parts for n in range(parts)], device=frames.device)
+    ends = torch.tensor([-(-(n + 1) * h // parts) for n in range(parts)], device=frames.device)
+    bands = ((rows >= starts[:, None]) & (rows < ends[:, None])).float()  # (N, h)
+    return bands[:, :, None].expand(parts, h, w).expand(b, t, parts, h, w)
+
+
+class STIAUState(NamedTuple):
+    """One STIAU call: parts p (B, T, N, D) (eqs. 8-9), updated parts p^ (B, T, N, D) (eq. 6),
+    part attention logits (B, T, N, H, W) or None for stripes, relations R (B, TN, TN)
+    (eqs. 1-4) and the global context u (B, D)."""
+
+    parts: torch.Tensor
+    updated: torch.Tensor
+    attention: torch.Tensor | None
+    relations: torch.Tensor
+    context: torch.Tensor
+
+
 class STIAU(nn.Module):
     """Spatial-temporal interaction-aggregation-update (sec. III-A, eqs. 1-9).
 
     forward(x: (B, T, D, H, W)) -> E_S: (B, T, D), one vector per frame. The part attention
     logits of the last call, (B, T, N, H, W) or None for stripes, wait in ``last_attention``
-    for L_p until :meth:`pop_attention`.
+    for L_p until :meth:`pop_attention`. :meth:`relate` gives the steps before the frame update.
     """
 
     def __init__(self, dim: int, cfg: IAUnetConfig):
@@ -154,13 +183,22 @@ class STIAU(nn.Module):
         support = structure_mask(t, n, self.relations, parts.device)
         return masked_softmax(logits.reshape(b, t * n, t * n), support)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        parts, self.last_attention = self.divide(x)
+    def relate(self, x: torch.Tensor) -> STIAUState:
+        """x: (B, T, D, H, W) -> the parts, their relations and the updated parts."""
+        parts, logits = self.divide(x)
         b, t, n, d = parts.shape
         u = x.mean(dim=(1, 3, 4))  # global context: GAP over T, H, W
-        z = self.relation_map(parts, u) @ parts.reshape(b, t * n, d)  # eq. 5
+        relations = self.relation_map(parts, u)
+        z = relations @ parts.reshape(b, t * n, d)  # eq. 5
         p_hat = self.part_update(torch.cat([parts, z.reshape(b, t, n, d)], dim=-1))  # eq. 6
-        return self.frame_update(torch.cat([p_hat.mean(2), u[:, None].expand(b, t, d)], -1))
+        return STIAUState(parts, p_hat, logits, relations, u)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = self.relate(x)
+        self.last_attention = state.attention
+        b, t, _, d = state.parts.shape
+        u = state.context[:, None].expand(b, t, d)
+        return self.frame_update(torch.cat([state.updated.mean(2), u], -1))  # eq. 7
 
     def pop_attention(self) -> torch.Tensor | None:
         attention, self.last_attention = self.last_attention, None
@@ -284,6 +322,16 @@ def default_stages(seq_len: int) -> list[int]:
 class IAUnet(Method):
     Config = IAUnetConfig
     version = "1"  # bump when results change for a reason the code does not show
+    probe_names = {
+        "iaunet.part_iou": "soft IoU of the part attention (or the stripes) with the exact part "
+        "masks area-resized to its map, over the probed frames (mean over STIAU blocks)",
+        "iaunet.own_change_raw": "relative change of a part's feature when that part's pixels "
+        "are blacked out in the clip's middle frame, before the relations (p, eq. 9)",
+        "iaunet.own_change_related": "the same after the relations (the updated part, eq. 6)",
+        "iaunet.other_change_raw": "relative change of the other parts' features in that frame "
+        "when one part is blacked out, before the relations",
+        "iaunet.other_change_related": "the same after the relations",
+    }
 
     def __init__(
         self, config: IAUnetConfig, model: ModelConfig, data: DataConfig, num_classes: int
@@ -349,6 +397,84 @@ class IAUnet(Method):
     def embed(self, clips: torch.Tensor, aux: Batch) -> Embedding:
         z, _ = self.neck(self.features(clips)[0])
         return {"feat": z}
+
+    def stiau_states(self, clips: torch.Tensor) -> list[tuple[STIAUState, torch.Tensor]]:
+        """Each STIAU's state on a forward of ``clips``, with its part maps (B, T, N, h, w) in
+        [0, 1]: the attention A (eq. 8) or the stripes."""
+        inputs: dict[nn.Module, torch.Tensor] = {}
+        stiaus = [m for m in self.modules() if isinstance(m, STIAU)]
+        hooks = [
+            m.register_forward_hook(lambda mod, args, _: inputs.__setitem__(mod, args[0]))
+            for m in stiaus
+        ]
+        try:
+            self.features(clips)
+        finally:
+            for hook in hooks:
+                hook.remove()
+        out = []
+        for m in stiaus:
+            state = m.relate(inputs[m])
+            maps = stripe_maps(inputs[m]) if state.attention is None else state.attention.sigmoid()
+            out.append((state, maps))
+        return out
+
+    def probes(self, batches: Iterable[ProbeBatch]) -> dict[str, float]:
+        """The part IoU and the blackout changes (``probe_names``); none without an STIAU."""
+        if not any(isinstance(m, STIAU) for m in self.modules()):
+            return {}
+        overlap: dict[int, list[float]] = {}
+        changes: dict[str, list[torch.Tensor]] = {}
+        for batch in batches:
+            clean = self.stiau_states(batch.clips)
+            for i, (_, maps) in enumerate(clean):
+                lo, hi = soft_iou(maps, part_mask_targets(batch.masks, maps.shape[-2:]))
+                sums = overlap.setdefault(i, [0.0, 0.0])
+                sums[0], sums[1] = sums[0] + lo, sums[1] + hi
+            for name, values in self._blackout_changes(batch, clean).items():
+                changes.setdefault(name, []).append(values)
+        out = {"iaunet.part_iou": sum(lo / hi for lo, hi in overlap.values()) / len(overlap)}
+        return out | {f"iaunet.{k}": float(torch.cat(v).mean()) for k, v in changes.items()}
+
+    def _blackout_changes(
+        self, batch: ProbeBatch, clean: list[tuple[STIAUState, torch.Tensor]]
+    ) -> dict[str, torch.Tensor]:
+        """Relative changes of the parts' features in the middle frame when each part's exact
+        pixels there are set to 0 (the mean colour), own part and others, raw and related."""
+        t0 = batch.clips.shape[1] // 2
+        out: dict[str, list[torch.Tensor]] = {}
+        for k in range(N_PARTS):
+            region = batch.masks[:, t0] == k + 1  # (B, H, W)
+            present = region.flatten(1).any(1)
+            if not present.any():
+                continue
+            clips = batch.clips.clone()
+            clips[:, t0] = clips[:, t0].masked_fill(region[:, None], 0.0)
+            others = [n for n in range(N_PARTS) if n != k]
+            for (before, _), (after, _) in zip(clean, self.stiau_states(clips), strict=True):
+                for kind, a, b in (
+                    ("raw", before.parts, after.parts),
+                    ("related", before.updated, after.updated),
+                ):
+                    change = relative_change(a[:, t0], b[:, t0])[present]  # (b, N)
+                    out.setdefault(f"own_change_{kind}", []).append(change[:, k])
+                    out.setdefault(f"other_change_{kind}", []).append(change[:, others].flatten())
+        return {name: torch.cat(values) for name, values in out.items()}
+
+    def attention(self, clips: torch.Tensor, aux: Batch) -> AttentionView | None:
+        """Each STIAU's part maps and its relations between the T x N parts."""
+        states = self.stiau_states(clips)
+        if not states:
+            return None
+        view = AttentionView()
+        for i, (state, maps) in enumerate(states):
+            block = f"stage {self.stages[i]}" if i < len(self.stages) else f"block {i}"
+            for n, name in enumerate(PART_LABELS):
+                view.maps[f"{block} {name}"] = maps[0, :, n]
+            t = maps.shape[1]
+            labels = [f"t{f} {name}" for f in range(t) for name in PART_LABELS]
+            view.matrices[f"{block} relations R"] = (state.relations[0], labels)
+        return view
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:

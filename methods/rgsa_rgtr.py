@@ -21,13 +21,18 @@ RGSA sizes W_A for the N = H x W positions of the training input, and RGTR sizes
 training clip length T: test clips must have the training frame size and length T. The method
 sets the paper's test protocol as its eval defaults (:meth:`RGSARGTRConfig.eval_defaults`: clips of
 length T, stride T/2, per-clip L2, average, L2); a suite's explicit ``eval`` keys override them.
+
+Probes (docs/probes.md): the share of the spatial pooling on the person's exact mask, RGTR's
+change of misdetected and clean frames, and how much misdetected frames move the embedding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from bench.config import DataConfig, ModelConfig
 from bench.errors import BenchError
@@ -35,6 +40,13 @@ from bench.losses import cross_entropy, weighted_triplet
 from bench.method import Batch, Embedding, Method
 from bench.models.backbone import Backbone
 from bench.models.heads import BNNeck, LinearClassifier, spatial_avg
+from bench.models.probes import (
+    AttentionView,
+    ProbeBatch,
+    nearest_clean,
+    region_share,
+    relative_change,
+)
 from bench.models.relation import RelationGuided, build_relation
 from bench.registry import register_method
 from methods.config.rgsa_rgtr import RGSARGTRConfig
@@ -113,6 +125,17 @@ class RGTR(torch.nn.Module):
 class RGSARGTR(Method):
     Config = RGSARGTRConfig
     version = "1"  # bump when results change for a reason the code does not show
+    probe_names = {
+        "rgsa.mask_share": "share of the spatial pooling's weight (mean over channels) on the "
+        "tracked person's exact mask, in the probed frames that are not misdetected (average "
+        "pooling gives rgsa.mask_area)",
+        "rgsa.mask_area": "the person's share of the feature map's area in those frames",
+        "rgtr.change_misdetected": "RGTR's relative change of a frame feature, |f~_t - f_t| / "
+        "|f_t|, in the misdetected frames of the probed clips",
+        "rgtr.change_clean": "the same in the clean frames of clips with a misdetected frame",
+        "rgtr.misdetection_influence": "1 - cos between a clip's test embedding and that of the "
+        "same clip with each misdetected frame replaced by its nearest clean frame",
+    }
 
     def __init__(
         self, config: RGSARGTRConfig, model: ModelConfig, data: DataConfig, num_classes: int
@@ -139,8 +162,21 @@ class RGSARGTR(Method):
 
     def frame_features(self, clips: torch.Tensor) -> torch.Tensor:
         """clips: (B, T, 3, H, W) -> frame features f_t: (B, T, C)."""
-        x = self.backbone(clips)
+        return self.pool_frames(self.backbone(clips))
+
+    def pool_frames(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps (B, T, C, h, w) -> frame features (B, T, C): RGSA or average pooling."""
         return spatial_avg(x) if self.rgsa is None else self.rgsa(x)
+
+    def spatial_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps (B, T, C, h, w) -> each position's pooling weight, mean over channels
+        (B, T, h * w), summing to 1: RGSA's a_i / sum_i a_i (Eq. 6), or 1 / hw for average
+        pooling."""
+        b, t, _, h, w = x.shape
+        if self.rgsa is None:
+            return x.new_full((b, t, h * w), 1 / (h * w))
+        a = self.rgsa.attention(x.flatten(3).transpose(2, 3).flatten(0, 1))  # (BT, N, C)
+        return (a / a.sum(1, keepdim=True)).mean(-1).reshape(b, t, h * w)
 
     def clip_feature(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: (B, T, C) -> clip feature f~ = mean_t f~_t: (B, C) (Eq. 10)."""
@@ -169,6 +205,57 @@ class RGSARGTR(Method):
     def embed(self, clips: torch.Tensor, aux: Batch) -> Embedding:
         z, _ = self.clip_neck(self.clip_feature(self.frame_features(clips)))
         return {"feat": z}
+
+    def probes(self, batches: Iterable[ProbeBatch]) -> dict[str, float]:
+        """The probes of ``probe_names``; the RGTR change only with RGTR."""
+        found: dict[str, list[torch.Tensor]] = {}
+        for batch in batches:
+            for name, values in self._batch_probes(batch).items():
+                found.setdefault(name, []).append(values)
+        return {name: float(torch.cat(v).float().mean()) for name, v in found.items()}
+
+    def _batch_probes(self, batch: ProbeBatch) -> dict[str, torch.Tensor]:
+        """Per frame or per clip values of each probe on one batch."""
+        x = self.backbone(batch.clips)
+        b, t = x.shape[:2]
+        person = F.adaptive_avg_pool2d((batch.masks > 0).float().flatten(0, 1), x.shape[-2:])
+        person = person.reshape(b, t, -1)
+        good, bad = ~batch.misdetected, batch.misdetected
+        out = {
+            "rgsa.mask_share": region_share(self.spatial_weights(x), person)[good],
+            "rgsa.mask_area": person.mean(-1)[good],
+        }
+        mixed = bad.any(1) & good.any(1)
+        if not mixed.any():
+            return out
+        if self.rgtr is not None:
+            frames = self.pool_frames(x)[mixed]
+            change = relative_change(frames, self.rgtr(frames))
+            out["rgtr.change_misdetected"] = change[bad[mixed]]
+            out["rgtr.change_clean"] = change[good[mixed]]
+        clips = batch.clips[mixed]
+        swapped = clips[torch.arange(len(clips))[:, None], nearest_clean(bad[mixed])]
+        before, after = self.embed(clips, {})["feat"], self.embed(swapped, {})["feat"]
+        out["rgtr.misdetection_influence"] = 1 - F.cosine_similarity(before, after, dim=-1)
+        return out
+
+    def attention(self, clips: torch.Tensor, aux: Batch) -> AttentionView | None:
+        """RGSA's pooling weights over the map, RGTR's change of each frame, and each frame's
+        share of the clip feature, <f~_t, f~> / (T |f~|^2) (they sum to 1)."""
+        x = self.backbone(clips)
+        view = AttentionView()
+        if self.rgsa is not None:
+            view.maps["RGSA pooling weight"] = self.spatial_weights(x)[0].reshape(-1, *x.shape[-2:])
+        frames = self.pool_frames(x)
+        refined = frames if self.rgtr is None else self.rgtr(frames)
+        if self.rgtr is not None:
+            view.per_frame["RGTR change |f~_t - f_t| / |f_t|"] = relative_change(frames, refined)[0]
+        clip = refined.mean(1)
+        share = (refined @ clip[..., None])[..., 0] / (
+            refined.shape[1] * clip.pow(2).sum(-1, keepdim=True)
+        )
+        view.per_frame["share of the clip feature"] = share[0]
+        return view
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:

@@ -16,12 +16,14 @@ A timm CNN split after stage ``split_stage`` into a low-level and a high-level p
   classifier per part shared across frames.
 
 The embedding of a clip is ``{"g": (B, Dg), "f": (B, R, Dl), "a": (B, R)}``; :meth:`STAL.aggregate`
-and :meth:`STAL.distance` define how clips combine and how tracklets compare.
+and :meth:`STAL.distance` define how clips combine and how tracklets compare. Probe
+(docs/probes.md): how STAN's unit scores rank against each part's exact visibility.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -40,9 +42,11 @@ from bench.models.part_boxes import (
     PART_NAMES,
     pad_boxes,
     part_boxes,
+    part_visibility,
     prior_boxes,
     roi_features,
 )
+from bench.models.probes import AttentionView, ProbeBatch, rank_correlation
 from bench.models.residual_attention import ResidualAttention
 from bench.registry import register_method
 from methods.config.stal import STALConfig
@@ -155,6 +159,11 @@ class STAL(Method):
     Config = STALConfig
     frame_separable = True  # frame-wise CNN, RAN, STAN and part nets; eq. 9 pools frames
     version = "1"  # bump when results change for a reason the code does not show
+    probe_names = {
+        "stal.visibility_rank_corr": "Spearman correlation, over the probed (frame, part) units, "
+        "of STAN's score with the part's exact visibility in that frame: 0 if the frame is "
+        "misdetected, else the share of its joints that no occluder covers",
+    }
 
     def __init__(self, config: STALConfig, model: ModelConfig, data: DataConfig, num_classes: int):
         super().__init__(config, model, data, num_classes)
@@ -318,6 +327,33 @@ class STAL(Method):
             "diag.stal.d_local": float(d_l[off].mean()),
             "diag.stal.d_global_fused": float(d_g[off].mean()),
         }
+
+    def probes(self, batches: Iterable[ProbeBatch]) -> dict[str, float]:
+        """STAN's sigmoid scores s (before the clip's L1 normaliser, so comparable across
+        clips) against each unit's exact visibility; none without the local branch."""
+        if not self.config.trains("local"):
+            return {}
+        scores, visible = [], []
+        for batch in batches:
+            scores.append(self.stan(self.backbone(batch.clips, 0, self.config.split_stage)))
+            visible.append(part_visibility(batch.occluded, batch.misdetected))
+        return {
+            "stal.visibility_rank_corr": rank_correlation(torch.cat(scores), torch.cat(visible))
+        }
+
+    def attention(self, clips: torch.Tensor, aux: Batch) -> AttentionView | None:
+        """The six part boxes of every frame with their STAN scores, and RAN's soft mask (mean
+        over channels) on the low-level map."""
+        low = self.backbone(clips, 0, self.config.split_stage)
+        view = AttentionView()
+        if self.config.trains("global") and self.ran is not None:
+            view.maps["RAN mask (channel mean)"] = self.ran.mask(low[0]).mean(1)
+        if self.config.trains("local"):
+            scores = self.stan(low)[0]
+            view.boxes, view.box_scores = self._boxes(low, aux, clips)[0], scores
+            view.box_names = PART_NAMES
+            view.per_frame["STAN score, mean over parts"] = scores.mean(1)
+        return view
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import click
 
 from bench.cli.commands import COMMANDS
 from bench.cli.data import data
+from bench.cli.show import show
 from bench.errors import BenchError
 
 
@@ -33,7 +34,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (*COMMANDS, data):
+for command in (*COMMANDS, data, show):
     cli.add_command(command)
 
 

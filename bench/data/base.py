@@ -23,6 +23,17 @@ DATA_ROOT_ENV = "BENCH_DATA_ROOT"
 
 
 @dataclass(frozen=True)
+class ExactAnnotations:
+    """A generated tracklet's exact annotations, whatever ``aux`` the methods receive: part-mask
+    PNGs parallel to its frames, its keypoints ``.npy`` and its nuisance records
+    (:mod:`bench.data.nuisances`). Only generated data has them; the probes read them."""
+
+    masks: tuple[str, ...]
+    keypoints: str
+    nuisances: str
+
+
+@dataclass(frozen=True)
 class Tracklet:
     """One tracklet (an image for image re-ID).
 
@@ -31,6 +42,7 @@ class Tracklet:
     shoes), parallel to ``frames``, or None.
     keypoints: a ``.npy`` file of shape (len(frames), 14, 3) holding x, y in the frame's own
     pixels and a visibility in [0, 1], joints in docs/methods.md's order, or None.
+    exact: the exact annotations of a generated tracklet (None for real data).
     """
 
     frames: tuple[str, ...]
@@ -38,6 +50,7 @@ class Tracklet:
     camid: int
     masks: tuple[str, ...] | None = None
     keypoints: str | None = None
+    exact: ExactAnnotations | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from bench.data.loader import train_loader
 from bench.engine import claims, distributed, killpoints, record
 from bench.engine.device import placement_of
 from bench.engine.evaluator import score
+from bench.engine.probes import run_probes
 from bench.engine.seqlen import sequence_length_study
 from bench.engine.trainer import Trainer
 from bench.engine.types import EvalHook, RunOptions
@@ -115,6 +116,11 @@ def train_and_score(job: Job) -> dict[str, float]:
         record.log_metrics(job.mlf, job.run_id, metrics)
         return metrics
     result = job.score()
+    probes, note = run_probes(job.method, split, s.data, s.eval, job.aux)
+    result.update(probes)
+    if note is not None:
+        log.info("%s: no probes: %s", job.cell.label, note)
+        job.mlf.set_tag(job.run_id, "probes", note)
     killpoints.reached("evaluating")
     study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)
     metrics = record.final_metrics(result, study)

@@ -188,7 +188,15 @@ def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:
     for run in runs:
         if "weights_from" in run.data.tags:
             continue
-        if any(a.path == "model.pt" for a in mlf.list_artifacts(run.info.run_id)):
-            path = mlf.download_artifacts(run.info.run_id, "model.pt")
-            return run.info.run_id, torch.load(path, map_location="cpu", weights_only=True)
+        state = logged_weights(mlf, run.info.run_id)
+        if state is not None:
+            return run.info.run_id, state
     return None
+
+
+def logged_weights(mlf, run_id: str) -> dict | None:
+    """The state dict a run logged as its ``model.pt`` artifact (never unpickled), or None."""
+    if not any(a.path == "model.pt" for a in mlf.list_artifacts(run_id)):
+        return None
+    path = mlf.download_artifacts(run_id, "model.pt")
+    return torch.load(path, map_location="cpu", weights_only=True)

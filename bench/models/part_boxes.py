@@ -36,6 +36,14 @@ def _membership(device: torch.device) -> torch.Tensor:
     return member
 
 
+def part_visibility(occluded: torch.Tensor, misdetected: torch.Tensor) -> torch.Tensor:
+    """occluded (..., 14) bool joints, misdetected (...) bool frames -> (..., R): the share of
+    each part's joints that no occluder covers, 0 in a misdetected frame."""
+    member = _membership(occluded.device).float()
+    free = (~occluded).float() @ member.T / member.sum(1)
+    return free * (~misdetected).float()[..., None]
+
+
 def prior_boxes(image_size: tuple[int, int], device: torch.device | None = None) -> torch.Tensor:
     """(R, 4) prior part boxes in pixels of an image of ``image_size`` = (H, W)."""
     h, w = image_size

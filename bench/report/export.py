@@ -14,8 +14,15 @@ from pathlib import Path
 import pandas as pd
 
 from bench.files.atomic import atomic_path, write_text
-from bench.report.figures import cmc_figure, curves_figure, heatmap_figure, rerank_figure
+from bench.report.figures import (
+    cmc_figure,
+    curves_figure,
+    heatmap_figure,
+    rerank_figure,
+    sweep_figure,
+)
 from bench.report.render import to_html, to_latex, to_markdown
+from bench.report.stress import gain_series, probe_series
 from bench.report.table import Report, mean_cmc_curves, rerank_gains, seqlen_caption, seqlen_grids
 from bench.report.training import mean_curves
 
@@ -60,6 +67,35 @@ def make_figures(mlf, report: Report, out_dir: Path) -> None:
         short, caption = seqlen_caption(df, ds, row)
         path = heatmap_figure(grid, f"{row} on {ds}\n{short}", figures / name)
         report.figures.append((f"sequence lengths, {row} on {ds}: {caption}", path))
+    stress_figures(report, figures)
+
+
+def stress_figures(report: Report, figures: Path) -> None:
+    """Per nuisance sweep: each method's gain over its control against the level (with its
+    interval), and the probes against the level (mean ± std over seeds)."""
+    slug, seen = slug_of(report.name), set()
+    for sweep in report.sweeps:
+        base = f"{slug}-stress-{slug_of(sweep.nuisance)}"
+        name = base if base not in seen else f"{base}-{len(seen)}"
+        seen.add(name)
+        gains = {
+            f"Δ{m} to its control (points)": gain_series(sweep, report.gains, m)
+            for m in ("R1", "mAP")
+        }
+        gains = {k: v for k, v in gains.items() if v}
+        if gains:
+            title = f"default minus control by {sweep.nuisance} (95 % intervals)"
+            path = sweep_figure(
+                gains, title, sweep.nuisance, sweep.today, figures / f"{name}-gain.png", zero=True
+            )
+            report.figures.append((f"gain over the control by {sweep.nuisance}", path))
+        probes = probe_series(sweep, report.runs)
+        if probes:
+            title = f"probes by {sweep.nuisance} (mean ± std over seeds)"
+            path = sweep_figure(
+                probes, title, sweep.nuisance, sweep.today, figures / f"{name}-probes.png"
+            )
+            report.figures.append((f"probes by {sweep.nuisance}", path))
 
 
 def slug_of(name: str) -> str:
@@ -77,6 +113,10 @@ def _sections(report: Report) -> list[tuple[str, object]]:
         out.append(("The papers' claims", report.claims))
     if report.controls is not None:
         out.append(("Each method against its own control", report.controls))
+    if report.stress is not None:
+        out.append(("Stress: each method's gain and probes by nuisance level", report.stress))
+    if report.probes is not None:
+        out.append(("Probes: what each mechanism does", report.probes))
     if report.training is not None:
         out.append(("Training: validation, convergence, gates", report.training))
     if report.failed is not None:

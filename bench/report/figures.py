@@ -1,8 +1,9 @@
-"""Figures: CMC curves, validation curves and sequence-length heat maps (PNG, matplotlib's
-Agg backend)."""
+"""Figures: CMC curves, validation curves, sequence-length heat maps and stress sweeps (PNG,
+matplotlib's Agg backend)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -98,6 +99,46 @@ def curves_figure(curves: dict[str, list[float]], title: str, path: Path) -> Pat
     ax.set(xlabel="epoch", ylabel="validation mAP (%)", title=title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+    return path
+
+
+def sweep_figure(
+    panels: dict[str, dict[str, list[tuple[float, float, float, float]]]],
+    title: str,
+    xlabel: str,
+    today: float,
+    path: Path,
+    zero: bool = False,
+) -> Path:
+    """One panel per name (its y label) with one line per series over the levels of a sweep,
+    each point (level, value, low, high) with its interval as an error bar (the series set a
+    little apart at each level); today's level is a dotted vertical line, ``zero`` draws y = 0."""
+    cols = min(len(panels), 3)
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.3 * rows), squeeze=False, dpi=120)
+    levels = [p[0] for series in panels.values() for points in series.values() for p in points]
+    dodge = 0.012 * ((max(levels) - min(levels)) or 1.0)  # series side by side at a level
+    for ax, (name, series) in zip(list(axes.flat)[: len(panels)], panels.items(), strict=True):
+        for i, (label, points) in enumerate(sorted(series.items())):
+            x, y, lo, hi = zip(*sorted(points), strict=True)
+            x = [v + (i - (len(series) - 1) / 2) * dodge for v in x]
+            below = [max(0.0, v - low) for v, low in zip(y, lo, strict=True)]
+            above = [max(0.0, high - v) for v, high in zip(y, hi, strict=True)]
+            style = curve_style(i)
+            ax.errorbar(x, y, yerr=[below, above], label=label, marker="o", capsize=3, **style)
+        ax.axvline(today, color="grey", linestyle=":", linewidth=1)
+        if zero:
+            ax.axhline(0.0, color="black", linewidth=0.6)
+        ax.set(xlabel=xlabel, ylabel=name)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp)

@@ -18,10 +18,18 @@ from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.alike import Setting, differing
 from bench.report.machines import MachineRows, describe, machine_rows
 from bench.report.papers import RowSetting, lookup, paper_numbers, unmatched
+from bench.report.probes import probe_table
 from bench.report.provenance import provenance, provenance_line, tag_values
 from bench.report.render import MARK, UNLIKE, Entry, Interval, Table, Value, to_markdown
 from bench.report.stats import Difference, RunSet, compare, corrected, correction_text
-from bench.report.training import control_table, training_table, unlike_controls, val_curves
+from bench.report.stress import Sweep, find_sweeps, stress_table
+from bench.report.training import (
+    control_differences,
+    control_table,
+    training_table,
+    unlike_controls,
+    val_curves,
+)
 from bench.report.verdicts import suite_claims
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
@@ -473,6 +481,10 @@ class Report:
     controls: Table | None = None  # each method against its own control
     claims: Table | None = None  # the papers' claims on the suite's rows, with verdicts
     provenance: str = ""  # the command that reproduces it, the commit, machine and wall time
+    probes: Table | None = None  # what each mechanism does (probe.*), where no sweep shows it
+    stress: Table | None = None  # gains over the controls and probes by nuisance level
+    sweeps: list[Sweep] = field(default_factory=list)
+    gains: dict = field(default_factory=dict)  # (dataset, method) -> metric -> vs its control
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
@@ -514,6 +526,9 @@ def build_report(
     metrics = [m for m in ("R1", "mAP") if f"metrics.{m}" in df]
     curves = val_curves(mlf, df)
     suite = suite_name(df, name)
+    unlike = unlike_controls(df)
+    gains = control_differences(sets, metrics, unlike)
+    sweeps = find_sweeps(df)
     return Report(
         name,
         table,
@@ -522,11 +537,15 @@ def build_report(
         not real,
         failed_table(failed),
         runs=df,
-        controls=control_table(sets, diffs, ref, metrics, unlike_controls(df)),
+        controls=control_table(sets, diffs, ref, metrics, unlike),
         training=training_table(df, curves),
         curves=curves,
         claims=suite_claims(df, sets, suite, next(iter(tag_values(df, "tags.suite_file")), None)),
         provenance=provenance_line(provenance(df, suite)),
+        probes=None if sweeps else probe_table(df),
+        stress=stress_table(sweeps, gains, df, metrics),
+        sweeps=sweeps,
+        gains=gains,
     )
 
 

@@ -149,8 +149,8 @@ def control_table(
             continue
         row = [ds, method]
         for metric in metrics:
-            d = UNLIKE if (ds, method) in unlike else _interval(own.get((ds, method, metric)))
-            row += [d, _interval(diffs.get((ds, method, variant, metric)))]
+            d = UNLIKE if (ds, method) in unlike else interval(own.get((ds, method, metric)))
+            row += [d, interval(diffs.get((ds, method, variant, metric)))]
         body.append(row)
     if not body:
         return None
@@ -178,5 +178,15 @@ def control_table(
     return table
 
 
-def _interval(d) -> Interval | None:
+def control_differences(sets: dict, metrics: list[str], unlike: dict | None = None) -> dict:
+    """(dataset, method) -> metric -> the method's default row minus its own control, for the
+    methods that have both and ran them alike (:func:`to_controls`, corrected together)."""
+    out: dict = {}
+    for (ds, method, metric), d in to_controls(sets, metrics, unlike or {}).items():
+        out.setdefault((ds, method), {})[metric] = d
+    return out
+
+
+def interval(d) -> Interval | None:
+    """A difference as a table entry, marked when it is discovered after the correction."""
     return None if d is None else Interval(d.diff, d.lo, d.hi, d.discovered)

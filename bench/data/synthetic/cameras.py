@@ -59,17 +59,21 @@ def camera(seed: int, camid: int) -> Camera:
 
 
 @lru_cache(maxsize=16)
-def background(seed: int, camid: int, height: int, width: int, frames: int) -> np.ndarray:
+def background(
+    seed: int, camid: int, height: int, width: int, frames: int, clutter: float = 1.0
+) -> np.ndarray:
     """A (height, frames * width, 3) uint8 scene for camera ``camid``: wall, floor, clutter.
 
-    ``width`` is the frame width (clutter is sized by it); about 1.5 items per frame width.
+    ``width`` is the frame width (clutter is sized by it); about 1.5 items per frame width,
+    times ``clutter`` (0: a bare wall and floor).
     """
     rng = np.random.default_rng([seed, 11, camid])
     wide = frames * width
     horizon = int(height * rng.uniform(0.45, 0.75))
     img = np.empty((height, wide, 3), np.float32)
     img[:horizon], img[horizon:] = _muted(rng, 70, 200), _muted(rng, 50, 160)
-    for _ in range(int(rng.integers(frames, 2 * frames + 1))):  # windows, doors, posters
+    items = round(int(rng.integers(frames, 2 * frames + 1)) * clutter)
+    for _ in range(items):  # windows, doors, posters
         x0, w = int(rng.integers(0, wide)), int(rng.integers(width // 8, width))
         y0, h = int(rng.integers(0, horizon)), int(rng.integers(height // 10, height // 2))
         saturated = rng.random() < 0.25

@@ -10,7 +10,16 @@ from pydantic import Field, model_validator
 from bench.config import Section
 
 # Bump when a change to the generator changes its output for the same options.
-GENERATOR_VERSION = 4
+# v5: each tracklet's nuisance records (nuisances.json); every file v4 wrote is byte-identical.
+GENERATOR_VERSION = 5
+#: the options that set how much of each nuisance the data has (swept by suites/stress.yaml)
+NUISANCE_OPTIONS = (
+    "occlusion_rate",
+    "misdetection_rate",
+    "position_jitter",
+    "scale_jitter",
+    "clutter",
+)
 
 
 class GeneratorConfig(Section):
@@ -37,6 +46,19 @@ class GeneratorConfig(Section):
         0.06, ge=0, le=1, description="fraction of frames that are drifting or wrong-person crops"
     )
     polluted: bool = Field(False, description="STAL's random 25x25 (at 128x64) black box per frame")
+    position_jitter: float = Field(
+        1.0, ge=0, le=10, description="detector jitter of the crop's position, x each camera's std"
+    )
+    scale_jitter: float = Field(
+        0.02, ge=0, le=1, description="std of the per-frame log scale of the crop (zoom jitter)"
+    )
+    clutter: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="background clutter: x the windows, doors and posters of a "
+        "camera's scene (0 = bare wall and floor)",
+    )
     # The estimation model (estimate.py): what a pose estimator and a human parser would give.
     kp_jitter: float = Field(
         1.0, ge=0, description="keypoint jitter, x the per-joint std calibrated to HRNet's PCKh"

@@ -16,8 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from bench.data.base import Tracklet
-from bench.data.synthetic.store import ESTIMATED, frame_name, read_index
+from bench.data.base import ExactAnnotations, Tracklet
+from bench.data.synthetic.store import ESTIMATED, NUISANCES, frame_name, read_index
 
 ROLES = ("train", "query", "gallery")
 Aux = Literal["estimated", "exact"]
@@ -25,16 +25,23 @@ Queries = Literal["per_camera", "one"]
 
 
 def tracklet(folder: Path, row: dict, aux: Aux = "estimated") -> Tracklet:
-    """A tracklet from an index row; frames and masks listed by frame index, never by glob."""
+    """A tracklet from an index row; frames and masks listed by frame index, never by glob.
+    Its ``exact`` annotations are the generator's own whatever ``aux`` gives the methods."""
     base = folder / row["path"]
     notes = base / ESTIMATED if aux == "estimated" else base
     names = [frame_name(i) for i in range(row["frames"])]
+    exact = ExactAnnotations(
+        masks=tuple(str(base / "masks" / n) for n in names),
+        keypoints=str(base / "keypoints.npy"),
+        nuisances=str(base / NUISANCES),
+    )
     return Tracklet(
         frames=tuple(str(base / "frames" / n) for n in names),
         pid=int(row["pid"]),
         camid=int(row["camid"]),
-        masks=tuple(str(notes / "masks" / n) for n in names),
-        keypoints=str(notes / "keypoints.npy"),
+        masks=exact.masks if aux == "exact" else tuple(str(notes / "masks" / n) for n in names),
+        keypoints=exact.keypoints if aux == "exact" else str(notes / "keypoints.npy"),
+        exact=exact,
     )
 
 

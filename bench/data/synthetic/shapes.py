@@ -82,6 +82,15 @@ def rasterise(shapes: list[Shape], background: np.ndarray) -> Raster:
     return Raster(np.asarray(ids), image, labels, joints)
 
 
+def coverage(shapes: list[Shape], height: int, width: int) -> np.ndarray:
+    """(height, width) bool: the pixels any of ``shapes`` covers."""
+    canvas = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for shape in shapes:
+        _draw(draw, shape, 1)
+    return np.asarray(canvas, dtype=bool)
+
+
 def convex_hull(points: np.ndarray) -> np.ndarray:
     """(n, 2) -> hull vertices (m, 2) in order (Andrew's monotone chain)."""
     pts = sorted(map(tuple, points.tolist()))

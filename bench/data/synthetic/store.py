@@ -6,6 +6,7 @@ Layout under the dataset root (see docs/synthetic.md)::
     <root>/<key>/{train,test}/p<pid>_c<cam>_t<k>/frames/000000.png   RGB frames
                                                 /masks/000000.png    part labels 0..4
                                                 /keypoints.npy       (n_frames, 14, 3)
+                                                /nuisances.json      what went wrong, per frame
                                                 /estimated/masks/, estimated/keypoints.npy
 
 ``<key>`` = ``v<generator version>-<hash of the options>``. Generation writes into
@@ -28,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench.data.nuisances import Nuisances
 from bench.data.synthetic.attributes import PALETTES, PARTS, sharing
 from bench.data.synthetic.cameras import camera
 from bench.data.synthetic.config import GENERATOR_VERSION, GeneratorConfig
@@ -38,6 +40,7 @@ from bench.errors import DataError
 from bench.files.lock import exclusive
 
 INDEX = "index.json"
+NUISANCES = "nuisances.json"
 
 
 def frame_name(i: int) -> str:
@@ -49,15 +52,16 @@ ESTIMATION_STREAM = 13  # purpose id of the estimation model's random stream
 
 
 def write_tracklet(cfg: GeneratorConfig, out: Path, spec: TrackletSpec) -> int:
-    """Render and write one tracklet under ``out``, its exact annotations and the estimated
-    ones (their own random stream, so the exact files do not depend on the estimation
-    model); returns its number of frames."""
+    """Render and write one tracklet under ``out``, its exact annotations, its nuisance
+    records and the estimated annotations (their own random stream, so the exact files do not
+    depend on the estimation model); returns its number of frames."""
     folder = out / spec.path
     for sub in ("frames", "masks", f"{ESTIMATED}/masks"):
         (folder / sub).mkdir(parents=True)
     rng = np.random.default_rng([cfg.seed, ESTIMATION_STREAM, spec.index])
-    exact, estimated = [], []
-    for i, frame in enumerate(TrackletScene(cfg, spec).frames()):
+    exact, estimated, occluded = [], [], []
+    scene = TrackletScene(cfg, spec)
+    for i, frame in enumerate(scene.frames()):
         name = frame_name(i)
         Image.fromarray(frame.image).save(folder / "frames" / name, compress_level=1)
         Image.fromarray(frame.labels).save(folder / "masks" / name, compress_level=1)
@@ -65,8 +69,15 @@ def write_tracklet(cfg: GeneratorConfig, out: Path, spec: TrackletSpec) -> int:
         Image.fromarray(mask).save(folder / ESTIMATED / "masks" / name, compress_level=1)
         exact.append(frame.keypoints)
         estimated.append(estimate_keypoints(frame.keypoints, cfg, rng))
+        occluded.append(tuple(int(j) for j in np.flatnonzero(frame.occluded)))
     np.save(folder / "keypoints.npy", np.stack(exact).astype(np.float32))
     np.save(folder / ESTIMATED / "keypoints.npy", np.stack(estimated).astype(np.float32))
+    records = Nuisances(
+        scene.occluder.kind if scene.occluder is not None else None,
+        tuple(bad.kind if bad is not None else "" for bad in scene.bad),
+        tuple(occluded),
+    )
+    (folder / NUISANCES).write_text(records.to_json())
     return spec.n_frames
 
 
