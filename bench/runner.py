@@ -7,6 +7,7 @@ executors are imported only after that, so a mistake is reported in well under a
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import click
 from tabulate import tabulate
 
 from bench.errors import BenchError, ConfigError
-from bench.preflight import check_run_paths, store_folders
+from bench.preflight import check_run_paths, check_writable, store_folders
 from bench.registry import DATASETS, METHODS
 from bench.suite.checks import check_weights
 from bench.suite.load import load_suite
@@ -391,3 +392,189 @@ def data_show(
     split = dataset.load_split(dataset.split_indices()[0])
     path = contact_sheet(split, Path(out or f"reports/figures/{name}.png"), pairs, frames)
     click.echo(f"wrote {path}")
+
+
+# ---- trained methods: bench eval, extract, export, show ranks ----------------------------
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class TrainedArgs:
+    """Which trained method a command works on: an MLflow run id, a suite's cell (its finished
+    run), or a weights file with the ``config.yaml`` of its training."""
+
+    run: str | None = None
+    suite_file: str | None = None
+    cell: str | None = None
+    weights: str | None = None
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    tracking_uri: str | None = None
+
+    def check(self) -> None:
+        """Exactly one source, each complete, the run id well-formed."""
+        given = [
+            name
+            for name, present in (
+                ("RUN", self.run),
+                ("--suite/--cell", self.suite_file or self.cell),
+                ("--weights/--config", self.weights or self.config),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ConfigError(
+                "RUN",
+                f"give one of: a run id, --suite FILE --cell LABEL, --weights FILE "
+                f"--config FILE{got}",
+            )
+        if self.run and not RUN_ID.match(self.run):
+            raise ConfigError("RUN", f"expected an MLflow run id, 32 hex digits (got {self.run!r})")
+        for flag, a, b in (
+            ("--suite", self.suite_file, self.cell),
+            ("--weights", self.weights, self.config),
+        ):
+            if (a is None) != (b is None):
+                pair = (
+                    "--suite FILE --cell LABEL"
+                    if flag == "--suite"
+                    else "--weights FILE --config FILE"
+                )
+                raise ConfigError(flag, f"expected both of {pair}")
+
+    def run_id(self, mlf) -> str | None:
+        """The run id of the source: given, or the newest finished run of the suite's cell."""
+        if self.run:
+            return self.run
+        if self.suite_file is None:
+            return None
+        from bench.engine.record import finished_run
+        from bench.engine.tracking import experiment_id
+
+        suite = load_suite(self.suite_file, self.overrides)
+        cells = {c.label: c for c in suite.cells}
+        if self.cell not in cells:
+            shown = ", ".join(list(cells)[:6]) + (", ..." if len(cells) > 6 else "")
+            raise ConfigError("--cell", f"not a cell of {self.suite_file} (cells: {shown})")
+        found = finished_run(mlf, experiment_id(mlf, suite.name), cells[self.cell])
+        if found is None:
+            raise BenchError(
+                f"{self.cell}: no finished run in the MLflow store; run `bench run "
+                f"{self.suite_file}` first"
+            )
+        return found.info.run_id
+
+    def load(self, mlf):
+        """The trained method (:class:`bench.engine.trained.Trained`)."""
+        from bench.engine import trained
+
+        run_id = self.run_id(mlf)
+        if run_id is None:
+            return trained.from_files(Path(self.weights), Path(self.config))
+        return trained.from_run(mlf, checked_run(mlf, run_id))
+
+
+def checked_run(mlf, run_id: str) -> str:
+    """``run_id``, after checking that the store has it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlf.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(
+            "RUN", f"no run {run_id} in the MLflow store {mlf.tracking_uri}"
+        ) from None
+    return run_id
+
+
+@dataclass
+class TargetArgs:
+    """The split a command tests on: a dataset (default: the trained cell's test dataset), its
+    options (``-d KEY=VALUE``, over the trained cell's when the dataset is the same) and a split
+    index; where the data is."""
+
+    dataset: str | None = None
+    options: tuple[str, ...] = ()
+    split: int | None = None
+    data_root: str | None = None
+
+    def parsed(self) -> dict:
+        from bench.suite.load import parse_override
+
+        return dict(parse_override(text) for text in self.options)
+
+    def check(self) -> None:
+        """The dataset is registered and its options validate (before any work)."""
+        if self.dataset is not None:
+            from bench.data.build import build_dataset
+
+            build_dataset(self.dataset, self.parsed(), self.data_root, "--dataset")
+        elif self.options or self.split is not None:
+            self.parsed()
+
+    def resolve(self, cell: Cell):
+        """The DataRef tested on, or None for the trained cell's own test split."""
+        from bench.data.build import build_dataset
+        from bench.data.cell_data import DataRef
+
+        if self.dataset is None and not self.options and self.split is None:
+            return None
+        name = self.dataset or cell.dataset
+        base = cell.dataset_options if name == cell.dataset else {}
+        options = {**base, **self.parsed()}
+        dataset = build_dataset(name, options, self.data_root, "--dataset")
+        split = cell.split if self.split is None and name == cell.dataset else self.split or 0
+        if split >= dataset.num_splits():
+            raise ConfigError(
+                "--split", f"{name} has splits 0..{dataset.num_splits() - 1} (got {split})"
+            )
+        return DataRef(name, options, split)
+
+
+def evaluate(
+    source: TrainedArgs, target: TargetArgs, experiment: str | None, device: str | None
+) -> None:
+    """``bench eval``: test a trained method on a split (its own by default) and log the
+    evaluation as a run linked to its training (tag ``trained_by``)."""
+    source.check()
+    target.check()
+    check_run_paths(source.tracking_uri)
+    from bench.engine import store
+    from bench.engine.eval_run import evaluate_trained
+    from bench.engine.tracking import client
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    ref = target.resolve(trained.cell)
+    name = experiment or f"{trained.cell.suite or 'files'}-eval"
+    _, exp_id = store.prepare(source.tracking_uri, name)
+    result = evaluate_trained(mlf, exp_id, trained, ref, name, target.data_root, device)
+    shown = "  ".join(
+        f"{k} {result.metrics[k]:.1f}" for k in ("R1", "R5", "mAP", "mINP") if k in result.metrics
+    )
+    click.echo(f"{result.label}: {shown}")
+    click.echo(f"logged run {result.run_id} in experiment '{name}' (trained by {trained.source})")
+
+
+def extract(
+    source: TrainedArgs, target: TargetArgs, tracklets: str, out: str, device: str | None
+) -> None:
+    """``bench extract``: write the embeddings of a split's tracklets to an ``.npz`` file."""
+    source.check()
+    target.check()
+    if not out.endswith(".npz"):
+        raise ConfigError("--out", f"expected a .npz file (got {out!r})")
+    check_writable(Path(out).parent, "the --out folder")
+    from bench.engine.extraction import extract_to_file
+    from bench.engine.tracking import client
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    ref = target.resolve(trained.cell)
+    path, n = extract_to_file(trained, ref, tracklets, Path(out), target.data_root, device)
+    click.echo(
+        f"wrote {path}: {n} tracklets ({trained.cell.method}; read it with "
+        "bench.api.read_embeddings)"
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from bench.data.cell_data import CellData
 from bench.data.loader import train_loader
 from bench.engine import claims, distributed, killpoints, record
+from bench.engine.cost import cost_metrics
 from bench.engine.device import placement_of
 from bench.engine.evaluator import score
 from bench.engine.seqlen import sequence_length_study
@@ -114,7 +115,7 @@ def train_and_score(job: Job) -> dict[str, float]:
     result = job.score()
     killpoints.reached("evaluating")
     study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)
-    metrics = record.final_metrics(result, study)
+    metrics = {**record.final_metrics(result, study), **cost_metrics(job.method, s, job.aux)}
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
     record.log_metrics(job.mlf, job.run_id, metrics)
     state = job.method.state_dict() if job.opts.log_model and trained else None

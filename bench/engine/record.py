@@ -96,13 +96,23 @@ def open_run(
         run_id = claim.run_id
         mlf.update_run(run_id, status="RUNNING")
     else:
-        run_id = mlf.create_run(exp_id, run_name=cell.label).info.run_id
-        params = flatten(cell.resolved())
-        mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
+        run_id = start_run(mlf, exp_id, cell)
     claim.set_run(run_id)
+    set_tags(mlf, run_id, tags)
+    return run_id, resumed
+
+
+def start_run(mlf, exp_id: str, cell: Cell) -> str:
+    """A new run of the cell, named by its label, with its resolved config as params."""
+    run_id = mlf.create_run(exp_id, run_name=cell.label).info.run_id
+    params = flatten(cell.resolved())
+    mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
+    return run_id
+
+
+def set_tags(mlf, run_id: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         mlf.set_tag(run_id, key, value)
-    return run_id, resumed
 
 
 def param(key: str, value: object):

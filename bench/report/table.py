@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
+from bench.report.cost import claims_table, cost_caption, cost_columns
 from bench.report.papers import lookup, paper_numbers
 from bench.report.render import MARK, Entry, Interval, Table, Value, to_markdown
 from bench.report.stats import N_BOOT, Difference, RunSet, compare
@@ -244,6 +245,9 @@ def build_table(
             for metric in [m for m in DELTA_METRICS if m in present]:
                 header.append(f"{ds} Δ{metric}")
                 columns.append([_delta(diffs, ds, row, metric, reference, wide) for row in rows])
+    cost_header, cost = cost_columns(df, rows, KEYS)
+    header += cost_header
+    columns += cost
     body = [[m, v, *(col[i] for col in columns)] for i, (m, v) in enumerate(rows)]
     return Table(header, body)
 
@@ -372,6 +376,7 @@ class Report:
     figures: list[tuple[str, Path]] = field(default_factory=list)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     controls: Table | None = None  # each method against its own control
+    costs: Table | None = None  # the papers' cost claims beside the measured cost
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
@@ -399,6 +404,8 @@ def build_report(
     real = any(not is_synthetic(d) for d in names.unique())
     table = build_table(df, diffs, ref, papers=real)
     table.caption = caption(dataset_facts(df, results), ref, with_diffs=True)
+    costs = cost_caption(df)
+    table.caption += f" {costs}" if costs else ""
     if (ref[0], ref[1]) not in set(zip(df["tags.method"], df["tags.variant"], strict=True)):
         table.notes.append(f"The reference row {'/'.join(ref)} has no run here: no Δ column.")
     rows = list(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
@@ -421,6 +428,7 @@ def build_report(
         controls=control_table(sets, diffs, ref, metrics),
         training=training_table(df, curves),
         curves=curves,
+        costs=claims_table(df, KEYS, DEFAULT_REFERENCE),
     )
 
 
