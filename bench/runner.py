@@ -578,3 +578,44 @@ def extract(
         f"wrote {path}: {n} tracklets ({trained.cell.method}; read it with "
         "bench.api.read_embeddings)"
     )
+
+
+@dataclass
+class RanksArgs:
+    """``bench show ranks``'s arguments and flags."""
+
+    targets: tuple[str, ...] = ()
+    top: int = 10
+    queries: int = 20
+    frames: int = 4
+    out: str | None = None
+    data_root: str | None = None
+    tracking_uri: str | None = None
+
+
+def show_ranks(args: RanksArgs) -> None:
+    """``bench show ranks RUN`` (the worst queries first) or ``SUITE A B`` (the queries where
+    rows A and B differ most): PNGs and an HTML page."""
+    if len(args.targets) not in (1, 3):
+        raise ConfigError("ARGS", f"expected RUN, or SUITE A B (got {len(args.targets)} arguments)")
+    if len(args.targets) == 1 and not RUN_ID.match(args.targets[0]):
+        raise ConfigError(
+            "RUN", f"expected an MLflow run id, 32 hex digits (got {args.targets[0]!r})"
+        )
+    slug = "-".join(t.replace("/", "_") for t in args.targets).removesuffix(".yaml")
+    out = Path(args.out or f"reports/ranks/{Path(slug).name}")
+    check_writable(out, "the --out folder")
+    from bench.engine.tracking import client
+    from bench.report import ranks
+
+    mlf = client(args.tracking_uri)
+    draw = (args.queries, args.top, args.frames)
+    if len(args.targets) == 1:
+        lists = ranks.run_lists(mlf, checked_run(mlf, args.targets[0]), args.data_root)
+        page = ranks.draw_worst(lists, out, *draw)
+    else:
+        run_a, run_b, shared = ranks.paired_runs(mlf, *args.targets)
+        a, b = (ranks.run_lists(mlf, r, args.data_root) for r in (run_a, run_b))
+        page = ranks.draw_differences(a, b, out, *draw)
+        click.echo(f"A: run {run_a}, B: run {run_b} ({shared})")
+    click.echo(f"wrote {page}")

@@ -1,6 +1,8 @@
 """bench eval and bench extract on a trained cell: the same metrics as its training run, a
 cross-dataset evaluation without retraining, the embeddings file, and one-line errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,7 @@ SUITE = {
     "name": "trained",
     "datasets": ["fixture-video"],
     "methods": ["baseline"],
+    "ablations": {"baseline": [{"name": "ce-only", "triplet": "none"}]},
     "defaults": {
         "model": {"backbone": "resnet18"},
         "data": {"height": 32, "width": 16, "seq_len": 2, "p": 2, "k": 2},
@@ -40,9 +43,10 @@ def trained_once(tmp_path_factory):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("BENCH_DATA_ROOT", raising=False)
         (folder / "s.yaml").write_text(yaml.safe_dump(SUITE))
-        (cell,) = load_suite(folder / "s.yaml").cells
+        cell, other = load_suite(folder / "s.yaml").cells
         mlf = client()
         result = run_cell(mlf, experiment_id(mlf, "trained"), cell, RunOptions())
+        run_cell(mlf, experiment_id(mlf, "trained"), other, RunOptions())
     return folder, result
 
 
@@ -151,3 +155,43 @@ def test_bad_sources_and_targets_are_one_line_errors(trained):
         "eval", training.run_id, "--split", "3"
     )
     assert "--out: expected a .npz" in bench_fails("extract", training.run_id, "--out", "x.csv")
+
+
+def border(png, x: int, y: int) -> tuple[int, int, int]:
+    from PIL import Image
+
+    with Image.open(png) as img:
+        return img.convert("RGB").getpixel((x, y))
+
+
+def test_show_ranks_draws_the_worst_queries_first_with_true_and_false_borders(trained):
+    from bench.report import ranks
+
+    mlf, training = trained
+    bench("show", "ranks", training.run_id, "--queries", "3", "--top", "4", "--frames", "2")
+    (out,) = Path("reports/ranks").iterdir()
+    page = (out / "index.html").read_text()
+    pngs = sorted(out.glob("query*.png"))
+    assert len(pngs) == 3 and all(p.name in page for p in pngs)
+    columns = read_per_query(mlf.download_artifacts(training.run_id, PER_QUERY))
+    worst = ranks.worst_queries(columns, 3)
+    assert [p.name for p in pngs] == sorted(f"query{q:05d}.png" for q in worst)
+    assert page.index(f"query{worst[0]:05d}") < page.index(f"query{worst[-1]:05d}")
+    split = build_dataset("fixture-video", {}, None).load_split(0)
+    w = ranks.THUMB[0] + 2 * ranks.BORDER
+    for q in worst:
+        for rank, g in enumerate(columns["top"][q][:4]):
+            x = 2 * w + ranks.GAP + rank * w + 1
+            kind, _ = ranks.match_kind(split.query[q], split.gallery[g])
+            assert border(out / f"query{q:05d}.png", x, 15) == kind
+
+
+def test_show_ranks_of_two_rows_shows_where_they_differ_most(trained):
+    bench("show", "ranks", "trained", "baseline", "baseline/ce-only", "--out", "diff")
+    page = Path("diff/index.html").read_text()
+    assert "A = fixture-video/baseline/default/seed0" in page
+    assert "B = fixture-video/baseline/ce-only/seed0" in page and "(A) vs" in page
+    assert "expected RUN, or SUITE A B" in bench_fails("show", "ranks", "a", "b")
+    assert "no finished run of 'iaunet/default'" in bench_fails(
+        "show", "ranks", "trained", "baseline", "iaunet"
+    )

@@ -13,12 +13,11 @@ import torch
 
 from bench.data.base import Protocol, Split
 from bench.eval.memory import query_rows
+from bench.eval.per_query import TOP_K
 from bench.eval.ranking import GalleryIndex, match_ranks, query_scores
 
 RANKS = (1, 5, 10, 20)
 CURVE_LEN = 50
-#: gallery items of each query's ranked list kept in the per-query results (for ranked lists)
-TOP_K = 10
 STANDARD = Protocol()
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 PER_QUERY = "per_query.csv"
+#: gallery items of each query's ranked list kept in the per-query results (for ranked lists)
+TOP_K = 10
 RANKS = (1, 5, 10, 20)
 
 
