@@ -6,6 +6,7 @@ executors are imported only after that, so a mistake is reported in well under a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sys
@@ -619,3 +620,33 @@ def show_ranks(args: RanksArgs) -> None:
         page = ranks.draw_differences(a, b, out, *draw)
         click.echo(f"A: run {run_a}, B: run {run_b} ({shared})")
     click.echo(f"wrote {page}")
+
+
+def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> None:
+    """``bench export``: the trained method's embedding model as ONNX (or TorchScript)."""
+    source.check()
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]
+    if not out.endswith(suffix):
+        raise ConfigError("--out", f"expected a {suffix} file for --format {fmt} (got {out!r})")
+    if fmt == "onnx":
+        missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise BenchError(
+                f"--format onnx needs {' and '.join(missing)}: pip install 'bench[export]'"
+            )
+    check_writable(Path(out).parent, "the --out folder")
+    from bench.engine.export import export as write_model
+    from bench.engine.tracking import client
+    from bench.engine.trained import rebuild
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    cell = trained.cell
+    method, _, aux, _ = rebuild(trained, cell, None, device or "cpu")
+    labels = {
+        "method": cell.method,
+        "variant": cell.variant,
+        "trained_by": trained.run_id or trained.source,
+    }
+    path = write_model(method, cell.sections, aux, fmt, Path(out), labels)
+    click.echo(f"wrote {path} ({fmt}: clips in, the {cell.method} embedding out; docs/api.md)")

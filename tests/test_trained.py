@@ -195,3 +195,20 @@ def test_show_ranks_of_two_rows_shows_where_they_differ_most(trained):
     assert "no finished run of 'iaunet/default'" in bench_fails(
         "show", "ranks", "trained", "baseline", "iaunet"
     )
+
+
+def test_export_of_a_run_embeds_as_the_run_does(trained):
+    import onnxruntime as ort
+
+    from bench.engine.cost import dummy_batch
+    from bench.engine.trained import from_run, rebuild
+
+    mlf, training = trained
+    bench("export", training.run_id, "--out", "model.onnx")
+    trained_method = from_run(mlf, training.run_id)
+    method, *_ = rebuild(trained_method, trained_method.cell, None, "cpu")
+    clips = dummy_batch(2, 2, 32, 16)["clips"]
+    (feat,) = ort.InferenceSession("model.onnx").run(["feat"], {"clips": clips.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(feat, method.embed(clips, {})["feat"].numpy(), atol=1e-4)
+    assert "--out: expected a .onnx" in bench_fails("export", training.run_id, "--out", "m.pt")

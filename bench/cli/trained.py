@@ -121,4 +121,26 @@ def extract(**params) -> None:
     runner.extract(source, target, params["tracklets"], params["out"], params["device"])
 
 
-COMMANDS = (evaluate, extract)
+@click.command()
+@trained_options
+@tracking_option
+@device_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "torchscript"]),
+    default="onnx",
+    show_default=True,
+    help="ONNX (every shipped method exports) or TorchScript.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="The file (.onnx, .pt)."
+)
+def export(**params) -> None:
+    """Write a trained method's embedding model (a batch of clips of T frames in, each clip's
+    embedding out; docs/api.md says the inputs, outputs and STAL's distance)."""
+    source = _source(params)
+    runner.export(source, params["fmt"], params["out"], params["device"])
+
+
+COMMANDS = (evaluate, extract, export)
