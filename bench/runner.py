@@ -75,8 +75,9 @@ class RunArgs(SuiteArgs):
     slurm: dict = field(default_factory=dict)  # SLURM_FLAGS given as flags
 
 
-def run(args: RunArgs) -> None:
-    """``bench run``: validate the suite and the flags, then run the grid (or print it)."""
+def run(args: RunArgs) -> list | None:
+    """``bench run``: validate the suite and the flags, then run the grid (or print it); the
+    cells' outcomes (:class:`bench.engine.executors.worker.Outcome`)."""
     suite = args.load()
     unknown = set(args.only) - set(suite.spec.methods)
     if unknown:
@@ -84,14 +85,14 @@ def run(args: RunArgs) -> None:
     cells = [c for c in suite.cells if not args.only or c.method in args.only]
     if args.dry_run:
         print_grid(suite, cells)
-        return
+        return None
     launch = _launch(args, suite)
     folders = [(Path(args.workdir), "the --workdir"), (Path("reports"), "the report folder")]
     check_run_paths(args.tracking_uri, *folders)
     check_weights(suite, cells)
     if args.ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(args, suite.name))
-    run_suite(suite, cells, args, launch)
+    return run_suite(suite, cells, args, launch)
 
 
 def _launch(args: RunArgs, suite: Suite):
@@ -149,7 +150,7 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
     )
 
 
-def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
+def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> list:
     """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
     resume, each cell runs once however many workers run the grid; a failed cell does not
     stop the others, and the command fails at the end naming the failed cells. Cells with a
@@ -191,6 +192,7 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+    return outcomes
 
 
 def pretrain(args: SuiteArgs, force: bool) -> None:
@@ -534,9 +536,7 @@ class TargetArgs:
         return DataRef(name, options, split)
 
 
-def evaluate(
-    source: TrainedArgs, target: TargetArgs, experiment: str | None, device: str | None
-) -> None:
+def evaluate(source: TrainedArgs, target: TargetArgs, experiment: str | None, device: str | None):
     """``bench eval``: test a trained method on a split (its own by default) and log the
     evaluation as a run linked to its training (tag ``trained_by``)."""
     source.check()
@@ -557,11 +557,12 @@ def evaluate(
     )
     click.echo(f"{result.label}: {shown}")
     click.echo(f"logged run {result.run_id} in experiment '{name}' (trained by {trained.source})")
+    return result
 
 
 def extract(
     source: TrainedArgs, target: TargetArgs, tracklets: str, out: str, device: str | None
-) -> None:
+) -> Path:
     """``bench extract``: write the embeddings of a split's tracklets to an ``.npz`` file."""
     source.check()
     target.check()
@@ -579,6 +580,7 @@ def extract(
         f"wrote {path}: {n} tracklets ({trained.cell.method}; read it with "
         "bench.api.read_embeddings)"
     )
+    return path
 
 
 @dataclass
@@ -594,7 +596,7 @@ class RanksArgs:
     tracking_uri: str | None = None
 
 
-def show_ranks(args: RanksArgs) -> None:
+def show_ranks(args: RanksArgs) -> Path:
     """``bench show ranks RUN`` (the worst queries first) or ``SUITE A B`` (the queries where
     rows A and B differ most): PNGs and an HTML page."""
     if len(args.targets) not in (1, 3):
@@ -620,11 +622,14 @@ def show_ranks(args: RanksArgs) -> None:
         page = ranks.draw_differences(a, b, out, *draw)
         click.echo(f"A: run {run_a}, B: run {run_b} ({shared})")
     click.echo(f"wrote {page}")
+    return page
 
 
-def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> None:
+def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> Path:
     """``bench export``: the trained method's embedding model as ONNX (or TorchScript)."""
     source.check()
+    if fmt not in ("onnx", "torchscript"):
+        raise ConfigError("--format", f"expected onnx or torchscript (got {fmt!r})")
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]
     if not out.endswith(suffix):
         raise ConfigError("--out", f"expected a {suffix} file for --format {fmt} (got {out!r})")
@@ -650,3 +655,4 @@ def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> None:
     }
     path = write_model(method, cell.sections, aux, fmt, Path(out), labels)
     click.echo(f"wrote {path} ({fmt}: clips in, the {cell.method} embedding out; docs/api.md)")
+    return path

@@ -212,3 +212,19 @@ def test_export_of_a_run_embeds_as_the_run_does(trained):
     with torch.no_grad():
         np.testing.assert_allclose(feat, method.embed(clips, {})["feat"].numpy(), atol=1e-4)
     assert "--out: expected a .onnx" in bench_fails("export", training.run_id, "--out", "m.pt")
+
+
+def test_the_run_logs_an_mlflow_pytorch_model_ready_to_embed(trained):
+    import mlflow.pytorch
+
+    from bench.engine.cost import dummy_batch
+    from bench.engine.trained import from_run, rebuild
+
+    mlf, training = trained
+    model = mlflow.pytorch.load_model(f"runs:/{training.run_id}/model")
+    reference = from_run(mlf, training.run_id)  # model.pt, weights_only
+    method, *_ = rebuild(reference, reference.cell, None, "cpu")
+    clips = dummy_batch(2, 2, 32, 16)["clips"]
+    with torch.no_grad():
+        torch.testing.assert_close(model.embed(clips, {}), method.embed(clips, {}))
+    assert not model.training and type(model).__name__ == "Baseline"

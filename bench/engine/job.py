@@ -118,6 +118,6 @@ def train_and_score(job: Job) -> dict[str, float]:
     metrics = {**record.final_metrics(result, study), **cost_metrics(job.method, s, job.aux)}
     metrics.update({"time.train_s": train_s, "time.total_s": time.perf_counter() - start})
     record.log_metrics(job.mlf, job.run_id, metrics)
-    state = job.method.state_dict() if job.opts.log_model and trained else None
-    record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, state, study)
+    model = job.method if job.opts.log_model and trained else None
+    record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, model, study)
     return metrics

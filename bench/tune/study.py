@@ -44,6 +44,8 @@ from bench.tune.runs import close_trial_runs, parent_run
 from bench.tune.workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
+#: what a trial's value is: mAP (%) on the held-out training identities
+OBJECTIVE = "val_mAP"
 log = logging.getLogger("bench")
 
 
@@ -156,6 +158,7 @@ def open_study(mlf, exp_id: str, opts: TuneOptions) -> optuna.Study:
     study = optuna.create_study(
         study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
     )
+    study.set_metric_names([OBJECTIVE])  # the dashboard's name of the objective
     fail_stale_trials(study)
     close_trial_runs(mlf, exp_id, study)
     return study
