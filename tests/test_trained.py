@@ -84,7 +84,7 @@ def test_eval_repeats_the_training_runs_metrics_and_links_to_it(trained):
     (run,) = eval_runs(mlf, "trained-eval")
     assert f"logged run {run.info.run_id}" in out
     assert run.data.tags["trained_by"] == training.run_id
-    assert run.info.run_name == "fixture-video/baseline/default/seed0"
+    assert run.info.run_name == "baseline/default/seed0 (fixture-video)"
     for key in ("R1", "R5", "mAP", "mINP", "cost.params_M", "cost.gflops_per_clip"):
         assert run.data.metrics[key] == pytest.approx(training.metrics[key], abs=1e-4)
     names = {a.path for a in mlf.list_artifacts(run.info.run_id)}
@@ -189,8 +189,8 @@ def test_show_ranks_draws_the_worst_queries_first_with_true_and_false_borders(tr
 def test_show_ranks_of_two_rows_shows_where_they_differ_most(trained):
     bench("show", "ranks", "trained", "baseline", "baseline/ce-only", "--out", "diff")
     page = Path("diff/index.html").read_text()
-    assert "A = fixture-video/baseline/default/seed0" in page
-    assert "B = fixture-video/baseline/ce-only/seed0" in page and "(A) vs" in page
+    assert "A = baseline/default/seed0 (fixture-video)" in page
+    assert "B = baseline/ce-only/seed0 (fixture-video)" in page and "(A) vs" in page
     assert "expected RUN, or SUITE A B" in bench_fails("show", "ranks", "a", "b")
     assert "no finished run of 'iaunet/default'" in bench_fails(
         "show", "ranks", "trained", "baseline", "iaunet"

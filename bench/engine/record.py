@@ -7,6 +7,7 @@ run logs every (metric, step) once (:mod:`bench.engine.once`).
 
 from __future__ import annotations
 
+import logging
 import numbers
 import tempfile
 import time
@@ -71,7 +72,7 @@ def cell_tags(
         "code_fingerprint": cell.code["fingerprint"],
         "train_hash": cell.train_hash,
         "aux": str(cell.dataset_options.get("aux", "estimated")),
-        "mlflow.runName": cell.label,
+        "mlflow.runName": cell.run_name,
         "protocol": data.split.protocol.name,
         **data.tags,
         **placement_tags(where),
@@ -107,7 +108,7 @@ def open_run(
 
 def start_run(mlf, exp_id: str, cell: Cell) -> str:
     """A new run of the cell, named by its label, with its resolved config as params."""
-    run_id = mlf.create_run(exp_id, run_name=cell.label).info.run_id
+    run_id = mlf.create_run(exp_id, run_name=cell.run_name).info.run_id
     params = flatten(cell.resolved())
     mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
     return run_id
@@ -209,9 +210,15 @@ def pytorch_model(method: Method, path: Path) -> None:
 
     copy = deepcopy(method).cpu().eval()
     requirements = [f"{pkg}=={version(pkg)}" for pkg in ("torch", "timm")]
-    mlflow.pytorch.save_model(
-        copy, str(path), pip_requirements=requirements, serialization_format="pickle"
-    )
+    quiet = logging.getLogger("mlflow.pytorch")  # its warning about pickle: docs/api.md says it
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        mlflow.pytorch.save_model(
+            copy, str(path), pip_requirements=requirements, serialization_format="pickle"
+        )
+    finally:
+        quiet.setLevel(level)
 
 
 def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,9 @@ def open_study(mlf, exp_id: str, opts: TuneOptions) -> optuna.Study:
     study = optuna.create_study(
         study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
     )
-    study.set_metric_names([OBJECTIVE])  # the dashboard's name of the objective
+    with warnings.catch_warnings():  # experimental since optuna 3.2, still so
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])  # the dashboard's name of the objective
     fail_stale_trials(study)
     close_trial_runs(mlf, exp_id, study)
     return study
