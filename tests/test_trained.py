@@ -23,7 +23,7 @@ SUITE = {
     "methods": ["baseline"],
     "ablations": {"baseline": [{"name": "ce-only", "triplet": "none"}]},
     "defaults": {
-        "model": {"backbone": "resnet18"},
+        "model": {"backbone": "resnet18", "kwargs": {"layers": [1, 1, 1, 1]}},
         "data": {"height": 32, "width": 16, "seq_len": 2, "p": 2, "k": 2},
         "train": {"epochs": 1, "lr": 1e-3},
         "runtime": {"device": "cpu"},
