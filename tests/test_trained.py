@@ -116,6 +116,7 @@ def test_eval_on_another_dataset_needs_no_training(trained, monkeypatch):
     (run,) = eval_runs(mlf, "cross")
     tags = run.data.tags
     assert tags["trained_by"] == training.run_id and tags["train_dataset"] == "fixture-video"
+    assert run.info.run_name == "baseline/default/seed0 (fixture-video identities=12 root=fx12)"
     columns = read_per_query(mlf.download_artifacts(run.info.run_id, PER_QUERY))
     assert len(columns["pid"]) == 6 and set(columns["pid"]) == set(range(6, 12))
 

@@ -48,6 +48,7 @@ def experiment_id(mlf, name: str) -> str:
         return exp.experiment_id
     exp_id = mlf.create_experiment(name)
     mlf.set_experiment_tag(exp_id, f"{VIEW_TAG_PREFIX}{VIEW_KEY}", saved_view())
+    mlf.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
     return exp_id
 
 

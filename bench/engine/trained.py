@@ -120,9 +120,21 @@ def retarget(cell: Cell, target: DataRef | None, suite: str) -> Cell:
         dataset=target.dataset,
         dataset_options=target.options,
         split=target.split,
-        dataset_label="",
+        dataset_label=changed_options(trained, target),
         train_side=side,
     )
+
+
+def changed_options(trained: DataRef, target: DataRef) -> str:
+    """A label for a test split of the training dataset under other options (its changed
+    options, e.g. ``synthetic-video polluted=True``); empty for another dataset, whose cell
+    is labelled ``train→test``."""
+    if target.dataset != trained.dataset:
+        return ""
+    changed = {k: v for k, v in target.options.items() if trained.options.get(k) != v}
+    shown = " ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    split = f" split {target.split}" if target.split != trained.split else ""
+    return f"{target.dataset} {shown}{split}".strip()
 
 
 def rebuild(
