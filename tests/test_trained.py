@@ -142,6 +142,11 @@ def test_extract_writes_the_test_embeddings_with_their_ids(trained):
     top = read_per_query(mlf.download_artifacts(training.run_id, PER_QUERY))["top"]
     gallery_ids = torch.from_numpy(got.ids["gallery"][g])
     assert gallery_ids[dist.argmin(1)].tolist() == top[:, 0].tolist()
+    # the training tracklets, by their ids in the split's training order
+    bench("extract", training.run_id, "--tracklets", "train", "--out", "out/train.npz")
+    train = read_embeddings("out/train.npz")
+    assert train.ids["train"].tolist() == list(range(len(split.train)))
+    assert (train.ids["query"] == -1).all() and train.frames[0] == split.train[0].frames
 
 
 def test_bad_sources_and_targets_are_one_line_errors(trained):
