@@ -446,28 +446,35 @@ class TrainedArgs:
                     else "--weights FILE --config FILE"
                 )
                 raise ConfigError(flag, f"expected both of {pair}")
+        self.suite_cell()  # the suite validates and names the cell
 
-    def run_id(self, mlf) -> str | None:
-        """The run id of the source: given, or the newest finished run of the suite's cell."""
-        if self.run:
-            return self.run
+    def suite_cell(self) -> tuple[Suite, Cell] | None:
+        """The suite and its cell named by ``--suite``/``--cell`` (validated), if given."""
         if self.suite_file is None:
             return None
-        from bench.engine.record import finished_run
-        from bench.engine.tracking import experiment_id
-
         suite = load_suite(self.suite_file, self.overrides)
         cells = {c.label: c for c in suite.cells}
         if self.cell not in cells:
             shown = ", ".join(list(cells)[:6]) + (", ..." if len(cells) > 6 else "")
             raise ConfigError("--cell", f"not a cell of {self.suite_file} (cells: {shown})")
-        found = finished_run(mlf, experiment_id(mlf, suite.name), cells[self.cell])
+        return suite, cells[self.cell]
+
+    def run_id(self, mlf) -> str | None:
+        """The run id of the source: given, or the newest finished run of the suite's cell."""
+        found = self.suite_cell()
         if found is None:
+            return self.run
+        from bench.engine.record import finished_run
+        from bench.engine.tracking import experiment_id
+
+        suite, cell = found
+        run = finished_run(mlf, experiment_id(mlf, suite.name), cell)
+        if run is None:
             raise BenchError(
                 f"{self.cell}: no finished run in the MLflow store; run `bench run "
                 f"{self.suite_file}` first"
             )
-        return found.info.run_id
+        return run.info.run_id
 
     def load(self, mlf):
         """The trained method (:class:`bench.engine.trained.Trained`)."""
@@ -536,11 +543,28 @@ class TargetArgs:
         return DataRef(name, options, split)
 
 
+def check_device(device: str | None) -> None:
+    """``--device`` as ``runtime.device`` accepts it."""
+    if device is None:
+        return
+    from pydantic import ValidationError
+
+    from bench.config import RuntimeConfig
+
+    try:
+        RuntimeConfig(device=device)
+    except ValidationError:
+        raise ConfigError(
+            "--device", f"expected auto, cpu, cuda, cuda:N or mps (got {device!r})"
+        ) from None
+
+
 def evaluate(source: TrainedArgs, target: TargetArgs, experiment: str | None, device: str | None):
     """``bench eval``: test a trained method on a split (its own by default) and log the
     evaluation as a run linked to its training (tag ``trained_by``)."""
     source.check()
     target.check()
+    check_device(device)
     check_run_paths(source.tracking_uri)
     from bench.engine import store
     from bench.engine.eval_run import evaluate_trained
@@ -566,6 +590,7 @@ def extract(
     """``bench extract``: write the embeddings of a split's tracklets to an ``.npz`` file."""
     source.check()
     target.check()
+    check_device(device)
     if not out.endswith(".npz"):
         raise ConfigError("--out", f"expected a .npz file (got {out!r})")
     check_writable(Path(out).parent, "the --out folder")
@@ -628,6 +653,7 @@ def show_ranks(args: RanksArgs) -> Path:
 def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> Path:
     """``bench export``: the trained method's embedding model as ONNX (or TorchScript)."""
     source.check()
+    check_device(device)
     if fmt not in ("onnx", "torchscript"):
         raise ConfigError("--format", f"expected onnx or torchscript (got {fmt!r})")
     suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]

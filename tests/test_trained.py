@@ -161,6 +161,8 @@ def test_bad_sources_and_targets_are_one_line_errors(trained):
         "eval", training.run_id, "--split", "3"
     )
     assert "--out: expected a .npz" in bench_fails("extract", training.run_id, "--out", "x.csv")
+    assert "--device: expected auto" in bench_fails("eval", training.run_id, "--device", "gpu")
+    assert "--cell: not a cell of s.yaml" in bench_fails("eval", "--suite", "s.yaml", "--cell", "x")
 
 
 def border(png, x: int, y: int) -> tuple[int, int, int]:

@@ -21,7 +21,7 @@ import yaml
 from bench.config import Defaults
 from bench.data.cell_data import CellData, DataRef
 from bench.engine.assemble import build_method, cell_data
-from bench.engine.device import Placement, device_name, place, resolve_device
+from bench.engine.device import Placement, place, resolve_device
 from bench.errors import BenchError
 from bench.method import Method
 from bench.registry import method_config
@@ -167,7 +167,3 @@ def placement_for(cell: Cell, device: str | None) -> Placement:
     return Placement(
         resolve_device(device or cell.sections.runtime.device), train.precision, train.channels_last
     )
-
-
-def machine(where: Placement) -> str:
-    return device_name(where.device)
