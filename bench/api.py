@@ -179,10 +179,16 @@ def extract(
 
 
 def export(
-    run_id: str, out: str | Path, *, fmt: str = "onnx", tracking_uri: str | None = None
+    run_id: str,
+    out: str | Path,
+    *,
+    fmt: str = "onnx",
+    data_root: str | None = None,
+    tracking_uri: str | None = None,
 ) -> Path:
     """``bench export``: the trained method's embedding model as ONNX (or TorchScript)."""
-    return runner.export(_source(run_id, None, None, tracking_uri), fmt, str(out), None)
+    source = _source(run_id, None, None, tracking_uri)
+    return runner.export(source, fmt, str(out), None, data_root)
 
 
 def show_ranks(

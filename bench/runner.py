@@ -650,8 +650,11 @@ def show_ranks(args: RanksArgs) -> Path:
     return page
 
 
-def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> Path:
-    """``bench export``: the trained method's embedding model as ONNX (or TorchScript)."""
+def export(
+    source: TrainedArgs, fmt: str, out: str, device: str | None, data_root: str | None = None
+) -> Path:
+    """``bench export``: the trained method's embedding model as ONNX (or TorchScript). The
+    method is rebuilt as its cell built it, from the data it trained on (``data_root``)."""
     source.check()
     check_device(device)
     if fmt not in ("onnx", "torchscript"):
@@ -673,7 +676,7 @@ def export(source: TrainedArgs, fmt: str, out: str, device: str | None) -> Path:
     mlf = client(source.tracking_uri)
     trained = source.load(mlf)
     cell = trained.cell
-    method, _, aux, _ = rebuild(trained, cell, None, device or "cpu")
+    method, _, aux, _ = rebuild(trained, cell, data_root, device or "cpu")
     labels = {
         "method": cell.method,
         "variant": cell.variant,

@@ -103,6 +103,10 @@ def test_eval_repeats_the_training_runs_metrics_and_links_to_it(trained):
     assert by_cell.data.tags["trained_by"] == training.run_id
     for run in (by_file, by_cell):
         assert run.data.metrics["mAP"] == pytest.approx(training.metrics["mAP"], abs=1e-4)
+    # the evaluations report as a suite, cost columns included
+    bench("report", "--suite", "trained-eval", "--out", "rep")
+    table = Path("rep/trained-eval.md").read_text()
+    assert "params (M)" in table and "GFLOPs/clip" in table and "infer clips/s" in table
 
 
 def test_eval_on_another_dataset_needs_no_training(trained, monkeypatch):

@@ -136,11 +136,17 @@ def extract(**params) -> None:
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False), help="The file (.onnx, .pt)."
 )
+@click.option(
+    "--data-root",
+    default=None,
+    envvar="BENCH_DATA_ROOT",
+    help="Folder holding the dataset the method trained on (./data).",
+)
 def export(**params) -> None:
     """Write a trained method's embedding model (a batch of clips of T frames in, each clip's
     embedding out; docs/api.md says the inputs, outputs and STAL's distance)."""
     source = _source(params)
-    runner.export(source, params["fmt"], params["out"], params["device"])
+    runner.export(source, params["fmt"], params["out"], params["device"], params["data_root"])
 
 
 COMMANDS = (evaluate, extract, export)
