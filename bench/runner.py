@@ -6,7 +6,9 @@ executors are imported only after that, so a mistake is reported in well under a
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ import click
 from tabulate import tabulate
 
 from bench.errors import BenchError, ConfigError
-from bench.preflight import check_run_paths, store_folders
+from bench.preflight import check_run_paths, check_writable, store_folders
 from bench.registry import DATASETS, METHODS
 from bench.suite.checks import check_weights
 from bench.suite.load import load_suite
@@ -73,8 +75,9 @@ class RunArgs(SuiteArgs):
     slurm: dict = field(default_factory=dict)  # SLURM_FLAGS given as flags
 
 
-def run(args: RunArgs) -> None:
-    """``bench run``: validate the suite and the flags, then run the grid (or print it)."""
+def run(args: RunArgs) -> list | None:
+    """``bench run``: validate the suite and the flags, then run the grid (or print it); the
+    cells' outcomes (:class:`bench.engine.executors.worker.Outcome`)."""
     suite = args.load()
     unknown = set(args.only) - set(suite.spec.methods)
     if unknown:
@@ -82,14 +85,14 @@ def run(args: RunArgs) -> None:
     cells = [c for c in suite.cells if not args.only or c.method in args.only]
     if args.dry_run:
         print_grid(suite, cells)
-        return
+        return None
     launch = _launch(args, suite)
     folders = [(Path(args.workdir), "the --workdir"), (Path("reports"), "the report folder")]
     check_run_paths(args.tracking_uri, *folders)
     check_weights(suite, cells)
     if args.ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(args, suite.name))
-    run_suite(suite, cells, args, launch)
+    return run_suite(suite, cells, args, launch)
 
 
 def _launch(args: RunArgs, suite: Suite):
@@ -151,7 +154,7 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
     )
 
 
-def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
+def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> list:
     """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
     resume, each cell runs once however many workers run the grid; a failed cell does not
     stop the others, and the command fails at the end naming the failed cells. Cells with a
@@ -194,6 +197,7 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> None:
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
+    return outcomes
 
 
 def suite_file_tag(path: str) -> str:
@@ -442,3 +446,293 @@ def show_attention(
 
     shot = attention_shot(client(uri), run_id, tracklet, start, frames, data_root)
     click.echo(f"wrote {attention_figure(shot, path)}")
+
+
+# ---- trained methods: bench eval, extract, export, show ranks ----------------------------
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class TrainedArgs:
+    """Which trained method a command works on: an MLflow run id, a suite's cell (its finished
+    run), or a weights file with the ``config.yaml`` of its training."""
+
+    run: str | None = None
+    suite_file: str | None = None
+    cell: str | None = None
+    weights: str | None = None
+    config: str | None = None
+    overrides: tuple[str, ...] = ()
+    tracking_uri: str | None = None
+
+    def check(self) -> None:
+        """Exactly one source, each complete, the run id well-formed."""
+        given = [
+            name
+            for name, present in (
+                ("RUN", self.run),
+                ("--suite/--cell", self.suite_file or self.cell),
+                ("--weights/--config", self.weights or self.config),
+            )
+            if present
+        ]
+        if len(given) != 1:
+            got = f" (got {' and '.join(given)})" if given else ""
+            raise ConfigError(
+                "RUN",
+                f"give one of: a run id, --suite FILE --cell LABEL, --weights FILE "
+                f"--config FILE{got}",
+            )
+        if self.run and not RUN_ID.match(self.run):
+            raise ConfigError("RUN", f"expected an MLflow run id, 32 hex digits (got {self.run!r})")
+        for flag, a, b in (
+            ("--suite", self.suite_file, self.cell),
+            ("--weights", self.weights, self.config),
+        ):
+            if (a is None) != (b is None):
+                pair = (
+                    "--suite FILE --cell LABEL"
+                    if flag == "--suite"
+                    else "--weights FILE --config FILE"
+                )
+                raise ConfigError(flag, f"expected both of {pair}")
+        self.suite_cell()  # the suite validates and names the cell
+
+    def suite_cell(self) -> tuple[Suite, Cell] | None:
+        """The suite and its cell named by ``--suite``/``--cell`` (validated), if given."""
+        if self.suite_file is None:
+            return None
+        suite = load_suite(self.suite_file, self.overrides)
+        cells = {c.label: c for c in suite.cells}
+        if self.cell not in cells:
+            shown = ", ".join(list(cells)[:6]) + (", ..." if len(cells) > 6 else "")
+            raise ConfigError("--cell", f"not a cell of {self.suite_file} (cells: {shown})")
+        return suite, cells[self.cell]
+
+    def run_id(self, mlf) -> str | None:
+        """The run id of the source: given, or the newest finished run of the suite's cell."""
+        found = self.suite_cell()
+        if found is None:
+            return self.run
+        from bench.engine.record import finished_run
+        from bench.engine.tracking import experiment_id
+
+        suite, cell = found
+        run = finished_run(mlf, experiment_id(mlf, suite.name), cell)
+        if run is None:
+            raise BenchError(
+                f"{self.cell}: no finished run in the MLflow store; run `bench run "
+                f"{self.suite_file}` first"
+            )
+        return run.info.run_id
+
+    def load(self, mlf):
+        """The trained method (:class:`bench.engine.trained.Trained`)."""
+        from bench.engine import trained
+
+        run_id = self.run_id(mlf)
+        if run_id is None:
+            return trained.from_files(Path(self.weights), Path(self.config))
+        return trained.from_run(mlf, checked_run(mlf, run_id))
+
+
+def checked_run(mlf, run_id: str) -> str:
+    """``run_id``, after checking that the store has it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlf.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(
+            "RUN", f"no run {run_id} in the MLflow store {mlf.tracking_uri}"
+        ) from None
+    return run_id
+
+
+@dataclass
+class TargetArgs:
+    """The split a command tests on: a dataset (default: the trained cell's test dataset), its
+    options (``-d KEY=VALUE``, over the trained cell's when the dataset is the same) and a split
+    index; where the data is."""
+
+    dataset: str | None = None
+    options: tuple[str, ...] = ()
+    split: int | None = None
+    data_root: str | None = None
+
+    def parsed(self) -> dict:
+        from bench.suite.load import parse_override
+
+        return dict(parse_override(text) for text in self.options)
+
+    def check(self) -> None:
+        """The dataset is registered and its options validate (before any work)."""
+        if self.dataset is not None:
+            from bench.data.build import build_dataset
+
+            build_dataset(self.dataset, self.parsed(), self.data_root, "--dataset")
+        elif self.options or self.split is not None:
+            self.parsed()
+
+    def resolve(self, cell: Cell):
+        """The DataRef tested on, or None for the trained cell's own test split."""
+        from bench.data.build import build_dataset
+        from bench.data.cell_data import DataRef
+
+        if self.dataset is None and not self.options and self.split is None:
+            return None
+        name = self.dataset or cell.dataset
+        base = cell.dataset_options if name == cell.dataset else {}
+        options = {**base, **self.parsed()}
+        dataset = build_dataset(name, options, self.data_root, "--dataset")
+        split = cell.split if self.split is None and name == cell.dataset else self.split or 0
+        if split >= dataset.num_splits():
+            raise ConfigError(
+                "--split", f"{name} has splits 0..{dataset.num_splits() - 1} (got {split})"
+            )
+        return DataRef(name, options, split)
+
+
+def check_device(device: str | None) -> None:
+    """``--device`` as ``runtime.device`` accepts it."""
+    if device is None:
+        return
+    from pydantic import ValidationError
+
+    from bench.config import RuntimeConfig
+
+    try:
+        RuntimeConfig(device=device)
+    except ValidationError:
+        raise ConfigError(
+            "--device", f"expected auto, cpu, cuda, cuda:N or mps (got {device!r})"
+        ) from None
+
+
+def evaluate(source: TrainedArgs, target: TargetArgs, experiment: str | None, device: str | None):
+    """``bench eval``: test a trained method on a split (its own by default) and log the
+    evaluation as a run linked to its training (tag ``trained_by``)."""
+    source.check()
+    target.check()
+    check_device(device)
+    check_run_paths(source.tracking_uri)
+    from bench.engine import store
+    from bench.engine.eval_run import evaluate_trained
+    from bench.engine.tracking import client
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    ref = target.resolve(trained.cell)
+    name = experiment or f"{trained.cell.suite or 'files'}-eval"
+    _, exp_id = store.prepare(source.tracking_uri, name)
+    result = evaluate_trained(mlf, exp_id, trained, ref, name, target.data_root, device)
+    shown = "  ".join(
+        f"{k} {result.metrics[k]:.1f}" for k in ("R1", "R5", "mAP", "mINP") if k in result.metrics
+    )
+    click.echo(f"{result.label}: {shown}")
+    click.echo(f"logged run {result.run_id} in experiment '{name}' (trained by {trained.source})")
+    return result
+
+
+def extract(
+    source: TrainedArgs, target: TargetArgs, tracklets: str, out: str, device: str | None
+) -> Path:
+    """``bench extract``: write the embeddings of a split's tracklets to an ``.npz`` file."""
+    source.check()
+    target.check()
+    check_device(device)
+    if not out.endswith(".npz"):
+        raise ConfigError("--out", f"expected a .npz file (got {out!r})")
+    check_writable(Path(out).parent, "the --out folder")
+    from bench.engine.extraction import extract_to_file
+    from bench.engine.tracking import client
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    ref = target.resolve(trained.cell)
+    path, n = extract_to_file(trained, ref, tracklets, Path(out), target.data_root, device)
+    click.echo(
+        f"wrote {path}: {n} tracklets ({trained.cell.method}; read it with "
+        "bench.api.read_embeddings)"
+    )
+    return path
+
+
+@dataclass
+class RanksArgs:
+    """``bench show ranks``'s arguments and flags."""
+
+    targets: tuple[str, ...] = ()
+    top: int = 10
+    queries: int = 20
+    frames: int = 4
+    out: str | None = None
+    data_root: str | None = None
+    tracking_uri: str | None = None
+
+
+def show_ranks(args: RanksArgs) -> Path:
+    """``bench show ranks RUN`` (the worst queries first) or ``SUITE A B`` (the queries where
+    rows A and B differ most): PNGs and an HTML page."""
+    if len(args.targets) not in (1, 3):
+        raise ConfigError("ARGS", f"expected RUN, or SUITE A B (got {len(args.targets)} arguments)")
+    if len(args.targets) == 1 and not RUN_ID.match(args.targets[0]):
+        raise ConfigError(
+            "RUN", f"expected an MLflow run id, 32 hex digits (got {args.targets[0]!r})"
+        )
+    slug = "-".join(t.replace("/", "_") for t in args.targets).removesuffix(".yaml")
+    out = Path(args.out or f"reports/ranks/{Path(slug).name}")
+    check_writable(out, "the --out folder")
+    from bench.engine.tracking import client
+    from bench.report import ranks
+
+    mlf = client(args.tracking_uri)
+    draw = (args.queries, args.top, args.frames)
+    if len(args.targets) == 1:
+        lists = ranks.run_lists(mlf, checked_run(mlf, args.targets[0]), args.data_root)
+        page = ranks.draw_worst(lists, out, *draw)
+    else:
+        run_a, run_b, shared = ranks.paired_runs(mlf, *args.targets)
+        a, b = (ranks.run_lists(mlf, r, args.data_root) for r in (run_a, run_b))
+        page = ranks.draw_differences(a, b, out, *draw)
+        click.echo(f"A: run {run_a}, B: run {run_b} ({shared})")
+    click.echo(f"wrote {page}")
+    return page
+
+
+def export(
+    source: TrainedArgs, fmt: str, out: str, device: str | None, data_root: str | None = None
+) -> Path:
+    """``bench export``: the trained method's embedding model as ONNX (or TorchScript). The
+    method is rebuilt as its cell built it, from the data it trained on (``data_root``)."""
+    source.check()
+    check_device(device)
+    if fmt not in ("onnx", "torchscript"):
+        raise ConfigError("--format", f"expected onnx or torchscript (got {fmt!r})")
+    suffix = {"onnx": ".onnx", "torchscript": ".pt"}[fmt]
+    if not out.endswith(suffix):
+        raise ConfigError("--out", f"expected a {suffix} file for --format {fmt} (got {out!r})")
+    if fmt == "onnx":
+        missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise BenchError(
+                f"--format onnx needs {' and '.join(missing)}: pip install 'bench[export]'"
+            )
+    check_writable(Path(out).parent, "the --out folder")
+    from bench.engine.export import export as write_model
+    from bench.engine.tracking import client
+    from bench.engine.trained import rebuild
+
+    mlf = client(source.tracking_uri)
+    trained = source.load(mlf)
+    cell = trained.cell
+    method, _, aux, _ = rebuild(trained, cell, data_root, device or "cpu")
+    labels = {
+        "method": cell.method,
+        "variant": cell.variant,
+        "trained_by": trained.run_id or trained.source,
+    }
+    path = write_model(method, cell.sections, aux, fmt, Path(out), labels)
+    click.echo(f"wrote {path} ({fmt}: clips in, the {cell.method} embedding out; docs/api.md)")
+    return path

@@ -17,12 +17,12 @@ import statistics
 import sys
 
 import torch
-from method_cost import synthetic_batch
 from precision import build, step_times
 from tabulate import tabulate
 
 from bench.config import DataConfig, ModelConfig, TrainConfig
 from bench.engine import distributed
+from bench.engine.cost import dummy_batch
 from bench.engine.device import Placement, device_name
 from bench.engine.trainer import Trainer
 
@@ -40,7 +40,7 @@ def run_steps(method: str, args, where: Placement, batch_size: int) -> dict:
     torch.cuda.reset_peak_memory_stats(where.device)
     net = build(method, MODEL, data_config(args), args.batch // 4, where)
     trainer = Trainer(net, None, TrainConfig(precision=where.precision), None)
-    batch = synthetic_batch(batch_size, args.seq_len, 256, 128)
+    batch = dummy_batch(batch_size, args.seq_len, 256, 128)
     batch["pids"] = torch.arange(batch_size // 4).repeat_interleave(4)  # P x K = (B/4) x 4
     step = statistics.median(step_times(trainer, batch, 2, args.steps))
     peak = torch.cuda.max_memory_allocated(where.device) / 2**30

@@ -24,24 +24,8 @@ from tabulate import tabulate
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import DataConfig, ModelConfig
+from bench.engine.cost import dummy_batch
 from bench.registry import METHODS
-
-
-def synthetic_batch(b: int, t: int, h: int, w: int) -> dict[str, torch.Tensor]:
-    """A P x K batch (P = b/2, K = 2) with plausible masks and keypoints."""
-    masks = torch.zeros(b, t, h, w, dtype=torch.long)
-    for part, (lo, hi) in enumerate([(0, 0.15), (0.15, 0.5), (0.5, 0.9), (0.9, 1.0)], start=1):
-        masks[:, :, int(lo * h) : int(hi * h), w // 4 : 3 * w // 4] = part
-    ys = torch.linspace(0.05, 0.95, 14) * h
-    xs = torch.tensor([0.5, 0.5, 0.3, 0.25, 0.2, 0.7, 0.75, 0.8, 0.6, 0.6, 0.6, 0.4, 0.4, 0.4]) * w
-    kp = torch.stack([xs, ys, torch.ones(14)], -1).expand(b, t, 14, 3).clone()
-    return {
-        "clips": torch.randn(b, t, 3, h, w),
-        "pids": torch.arange(b // 2).repeat_interleave(2),
-        "camids": torch.zeros(b, dtype=torch.long),
-        "part_masks": masks,
-        "keypoints": kp,
-    }
 
 
 def measure(
@@ -55,7 +39,7 @@ def measure(
         DataConfig(height=h, width=w, seq_len=t),
         num_classes=b // 2,
     )
-    batch = synthetic_batch(b, t, h, w)
+    batch = dummy_batch(b, t, h, w)
     with FlopCounterMode(display=False) as counter:
         model(batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)

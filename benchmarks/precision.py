@@ -15,10 +15,10 @@ import statistics
 import time
 
 import torch
-from method_cost import synthetic_batch
 from tabulate import tabulate
 
 from bench.config import DataConfig, ModelConfig, TrainConfig
+from bench.engine.cost import dummy_batch
 from bench.engine.device import Placement, place, resolve_device
 from bench.engine.trainer import Trainer
 from bench.registry import METHODS
@@ -54,7 +54,7 @@ def measure(method: str, args, precision: str, channels_last: bool) -> float:
     data = DataConfig(height=h, width=w, seq_len=args.seq_len, p=args.batch // 2, k=2)
     net = build(method, model, data, args.batch // 2, where)
     trainer = Trainer(net, None, TrainConfig(precision=precision), None)
-    batch = synthetic_batch(args.batch, args.seq_len, h, w)
+    batch = dummy_batch(args.batch, args.seq_len, h, w)
     return statistics.median(step_times(trainer, batch, args.warmup, args.steps))
 
 

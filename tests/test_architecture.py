@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bench.engine",),
     ("bench.tune",),
     ("bench.preflight", "bench.runner"),
-    ("bench.cli",),
+    ("bench.cli", "bench.api"),
 )
 RANK = {key: i for i, keys in enumerate(LAYERS) for key in keys}
 

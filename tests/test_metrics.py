@@ -6,7 +6,7 @@ from metrics_oracle import evaluate as oracle
 
 import bench.eval.ranking
 from bench.data.base import Protocol
-from bench.eval.metrics import evaluate
+from bench.eval.metrics import Scorer, evaluate
 
 #: SPARSE_SHARE forcing each way of placing the distances (bench.eval.ranking._bins)
 PATHS = {"near-only": 1.0, "every-distance": -1.0}
@@ -96,13 +96,26 @@ def test_minp_and_per_query_by_hand():
     # ranked: g1 (wrong), g0 (match), g2 (wrong), g3 (match): hardest match at rank 4, INP 2/4
     r = run([[0.2, 0.1, 0.3, 0.4]], [7], [7, 3, 4, 7], [0], [1, 1, 1, 1])
     assert r["mINP"] == pytest.approx(50.0)
-    assert r["per_query"] == {"first": [2], "ap": [pytest.approx(0.5)], "inp": [0.5]}
+    assert r["per_query"] == {
+        "first": [2],
+        "ap": [pytest.approx(0.5)],
+        "inp": [0.5],
+        "top": [[1, 0, 2, 3]],
+    }
     # two queries: q0 matches at ranks 1 and 2 (INP 1); q1 at rank 3 of 3 (INP 1/3); q2 none
     dist = [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.1, 0.2, 0.3]]
     r = run(dist, [1, 2, 9], [1, 1, 2], [0, 0, 0], [1, 1, 1])
     assert r["mINP"] == pytest.approx(100 * (1 + 1 / 3) / 2)
     assert r["per_query"]["first"] == [1, 3, 0]
     assert r["per_query"]["inp"] == [pytest.approx(1), pytest.approx(1 / 3), 0]
+
+
+def test_top_k_lists_the_nearest_ranked_items_in_gallery_ids_ties_by_index():
+    # g1 is a junk identity (never ranked, never listed); g2 and g4 tie: the lower id first
+    dist = [[0.5, 0.0, 0.2, 0.9, 0.2, 0.1]]
+    r = run(dist, [4], [4, -1, 0, 4, 0, 7], [0], [1, 1, 1, 1, 1, 1])
+    assert r["per_query"]["top"] == [[5, 2, 4, 0, 3]]
+    assert Scorer(torch.tensor([1, 2, 3]), torch.tensor([0, 0, 0]), top_k=2).top_k == 2
 
 
 def test_minp_counts_only_valid_items():

@@ -220,7 +220,7 @@ def test_submitit_local_executor_runs_the_array_on_postgresql(postgres, tmp_path
     (out,) = finish([bench(tmp_path, *args)])
     assert "2 local tasks" in out
     runs = assert_each_cell_finished_once(db, cells=2)
-    assert all(r.data.tags["mlflow.runName"].startswith("synthetic-video") for r in runs)
+    assert all(r.data.tags["mlflow.runName"].endswith("(synthetic-video)") for r in runs)
     assert len(list((tmp_path / ".bench" / "submitit").glob("*_0_log.out"))) == 2  # 2 tasks
 
 

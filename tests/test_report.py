@@ -456,3 +456,38 @@ def test_the_control_table_corrects_its_own_family_and_leaves_unlike_controls_ou
     (note,) = table.notes
     assert note.startswith("≠: no Δ to the control")
     assert note.endswith("d stal: train.epochs (1 vs 2).")
+
+
+def test_cost_columns_and_the_papers_cost_claims_beside_them():
+    from bench.report.cost import claims_table, cost_caption
+    from bench.report.papers import cost_claims
+    from bench.report.table import KEYS
+
+    cost = {"cost.params_M": 11.0, "cost.gflops_per_clip": 2.0, "time.step_s": 0.5}
+    df = runs(
+        [
+            ("baseline", "default", "d", 0, {"R1": 50.0, **cost}),
+            ("baseline", "default", "d", 1, {"R1": 52.0, **cost, "time.step_s": 0.7}),
+            ("iaunet", "default", "d", 0, {"R1": 55.0, **cost, "cost.params_M": 11.55}),
+        ]
+    ).assign(**{"tags.device_name": "cpu: Test CPU"})
+    table = build_table(df)
+    assert table.header[-3:] == ["params (M)", "GFLOPs/clip", "train s/step"]
+    by_method = {row[0]: row[-3:] for row in table.rows}
+    assert by_method["baseline"] == ["11", "2", "0.6"] and by_method["iaunet"][0] == "11.6"
+    assert "times measured on cpu: Test CPU" in cost_caption(df)
+    claims = claims_table(df, KEYS)
+    rows = [r for r in claims.rows if r[1] == "iaunet/default"]
+    assert len(rows) == len([c for c in cost_claims() if c.method == "iaunet"]) == 2
+    assert rows[0][4] == "11.6 vs 11 (+5.0 %)" and "lightweight" in rows[0][2]
+    assert claims_table(df[df["tags.method"] == "baseline"], KEYS) is None
+
+
+def test_cost_claims_name_what_they_measure():
+    from bench.report.papers import parse_claims
+
+    entry = {"paper": "p", "method": "m", "variant": "v", "claim": "c", "source": "s"}
+    with pytest.raises(ConfigError, match=r"cost_claims\[0\]\.measures"):
+        parse_claims({"cost_claims": [{**entry, "measures": ["speed"]}]}, "f")
+    with pytest.raises(ConfigError, match="expected the keys"):
+        parse_claims({"cost_claims": [entry]}, "f")

@@ -10,6 +10,7 @@ import click
 from bench.cli.commands import COMMANDS
 from bench.cli.data import data
 from bench.cli.show import show
+from bench.cli.trained import COMMANDS as TRAINED
 from bench.errors import BenchError
 
 
@@ -34,7 +35,7 @@ def cli(verbose: bool) -> None:
     )
 
 
-for command in (*COMMANDS, data, show):
+for command in (*COMMANDS, *TRAINED, data, show):
     cli.add_command(command)
 
 

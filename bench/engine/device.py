@@ -115,6 +115,14 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     }
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a timer's end; nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
 def autocast(placement: Placement):
     """The autocast context of the placement's precision; fp32 runs without autocast."""
     if placement.precision == "fp32":

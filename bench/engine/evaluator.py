@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import torch
 from tqdm.auto import tqdm
 
 from bench.config import DataConfig, EvalConfig
 from bench.data.base import Split, Tracklet
 from bench.data.loader import eval_loader
-from bench.engine.device import autocast, float32, placement_of, to_device
+from bench.engine.device import autocast, float32, placement_of, synchronize, to_device
 from bench.eval.metrics import split_ids
 from bench.eval.streaming import evaluate_features
 from bench.method import Embedding, Method
+
+
+@dataclass
+class Throughput:
+    """Clips embedded and the seconds the method's ``embed`` took on its device (data loading
+    left out)."""
+
+    clips: int = 0
+    seconds: float = 0.0
+
+    @property
+    def per_s(self) -> float:
+        return self.clips / self.seconds if self.seconds > 0 else float("nan")
 
 
 @torch.no_grad()
@@ -23,28 +39,35 @@ def extract(
     aux: frozenset[str],
     length: int | None = None,
     desc: str = "features",
+    timer: Throughput | None = None,
 ) -> Embedding:
     """One embedding per tracklet from clips covering all its frames (``method.aggregate``),
-    on the method's device, under its training precision's autocast (kept in float32)."""
+    on the method's device, under its training precision's autocast (kept in float32);
+    ``timer`` counts the clips and the time their embedding took."""
     loader = eval_loader(tracks, data, ev, aux, length, placement_of(method).device)
-    clips, owners = embed_clips(method, loader, aux, desc)
+    clips, owners = embed_clips(method, loader, aux, desc, timer)
     return method.aggregate(clips, owners, len(tracks), ev.clip_norm)
 
 
 @torch.no_grad()
 def embed_clips(
-    method: Method, loader, aux: frozenset[str], desc: str
+    method: Method, loader, aux: frozenset[str], desc: str, timer: Throughput | None = None
 ) -> tuple[Embedding, torch.Tensor]:
     """Embeddings of every clip of ``loader`` (N rows, in order) and their owners (N,)."""
     method.eval()
     where = placement_of(method)
     parts: list[Embedding] = []
     owners = []
+    timer = timer or Throughput()
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False, dynamic_ncols=True):
         batch = to_device(batch, where.device)
         extra = {k: batch[k] for k in aux if k in batch}
+        start = time.perf_counter()
         with autocast(where):
             parts.append(float32(method.embed(batch["clips"], extra)))
+        synchronize(where.device)
+        timer.clips += len(batch["clips"])
+        timer.seconds += time.perf_counter() - start
         owners.append(batch["owner"])
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, torch.cat(owners)
 
@@ -88,8 +111,11 @@ def score_embeddings(
 
 def score(method: Method, split: Split, data: DataConfig, ev: EvalConfig, aux: frozenset[str]):
     """Metrics of ``method`` on a split, every tracklet embedded once from all its frames,
-    with the method's own diagnostics of its test embeddings (``diag.*``)."""
-    emb = extract(method, _unique(split), data, ev, aux)
+    with the method's own diagnostics of its test embeddings (``diag.*``) and its inference
+    speed (``time.infer_clips_per_s``: clips per second of ``embed`` on its device, batches
+    of ``eval.batch_size`` clips, data loading left out)."""
+    timer = Throughput()
+    emb = extract(method, _unique(split), data, ev, aux, timer=timer)
     result = score_embeddings(method, split, emb, emb, ev, rerank=True)
     with torch.no_grad():
-        return {**result, **method.diagnostics(emb)}
+        return {**result, **method.diagnostics(emb), "time.infer_clips_per_s": timer.per_s}

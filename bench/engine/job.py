@@ -13,6 +13,7 @@ from typing import Any
 from bench.data.cell_data import CellData
 from bench.data.loader import train_loader
 from bench.engine import claims, distributed, killpoints, record
+from bench.engine.cost import cost_metrics
 from bench.engine.device import placement_of
 from bench.engine.evaluator import score
 from bench.engine.probes import run_probes
@@ -124,15 +125,17 @@ def train_and_score(job: Job) -> dict[str, float]:
     killpoints.reached("evaluating")
     study = sequence_length_study(job.method, split, s.data, s.eval, job.aux, job.cell.seed)
     metrics = record.final_metrics(result, study)
+    test_s = time.perf_counter() - start - train_s
+    metrics.update(cost_metrics(job.method, s, job.aux))
     metrics.update(
         {
             "time.train_s": train_s,  # the epochs, their validation included
             "time.validation_s": job.validation_s,
-            "time.test_s": time.perf_counter() - start - train_s,
+            "time.test_s": test_s,  # the test scoring, probes and sequence lengths
             "time.total_s": time.perf_counter() - start,
         }
     )
     record.log_metrics(job.mlf, job.run_id, metrics)
-    state = job.method.state_dict() if job.opts.log_model and trained else None
-    record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, state, study)
+    model = job.method if job.opts.log_model and trained else None
+    record.log_artifacts(job.mlf, job.run_id, job.cell, split, result, model, study)
     return metrics

@@ -7,11 +7,14 @@ run logs every (metric, step) once (:mod:`bench.engine.once`).
 
 from __future__ import annotations
 
+import logging
 import numbers
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from copy import deepcopy
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -27,6 +30,7 @@ from bench.engine.tracking import environment_tags, flatten, runs_with_hash
 from bench.engine.types import CellResult, CellStopped, RunOptions
 from bench.errors import BenchError
 from bench.eval.per_query import PER_QUERY, write_per_query
+from bench.method import Method
 from bench.report.figures import cmc_figure, heatmap_figure
 from bench.suite.schema import Cell
 
@@ -68,7 +72,7 @@ def cell_tags(
         "code_fingerprint": cell.code["fingerprint"],
         "train_hash": cell.train_hash,
         "aux": str(cell.dataset_options.get("aux", "estimated")),
-        "mlflow.runName": cell.label,
+        "mlflow.runName": cell.run_name,
         "protocol": data.split.protocol.name,
         **data.tags,
         **placement_tags(where),
@@ -96,13 +100,23 @@ def open_run(
         run_id = claim.run_id
         mlf.update_run(run_id, status="RUNNING")
     else:
-        run_id = mlf.create_run(exp_id, run_name=cell.label).info.run_id
-        params = flatten(cell.resolved())
-        mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
+        run_id = start_run(mlf, exp_id, cell)
     claim.set_run(run_id)
+    set_tags(mlf, run_id, tags)
+    return run_id, resumed
+
+
+def start_run(mlf, exp_id: str, cell: Cell) -> str:
+    """A new run of the cell, named by its label, with its resolved config as params."""
+    run_id = mlf.create_run(exp_id, run_name=cell.run_name).info.run_id
+    params = flatten(cell.resolved())
+    mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
+    return run_id
+
+
+def set_tags(mlf, run_id: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         mlf.set_tag(run_id, key, value)
-    return run_id, resumed
 
 
 def param(key: str, value: object):
@@ -157,10 +171,11 @@ def final_metrics(result: dict, study: SeqLenStudy | None) -> dict[str, float]:
 
 
 def log_artifacts(
-    mlf, run_id: str, cell: Cell, split: Split, result: dict, state: dict | None, study
+    mlf, run_id: str, cell: Cell, split: Split, result: dict, model: Method | None, study
 ) -> None:
-    """config.yaml, the CMC curve, the per-query results, the sequence-length heat map and the
-    model weights (``state``, when the cell trained them)."""
+    """config.yaml, the CMC curve, the per-query results, the sequence-length heat map and,
+    when the cell trained ``model``, its weights twice: ``model.pt`` (the state dict bench
+    reads, ``weights_only``) and ``model/`` (an MLflow PyTorch model, :func:`pytorch_model`)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "config.yaml").write_text(yaml.safe_dump(cell.resolved(), sort_keys=False))
@@ -171,11 +186,39 @@ def log_artifacts(
             title = f"rank-1 by sequence length, mean of {study.draws} draws\n{cell.label}"
             heatmap_figure(study.mean, title, out / "seqlen.png")
             (out / "seqlen.yaml").write_text(yaml.safe_dump(study.rows(), sort_keys=False))
-        if state is not None:
-            torch.save(state, out / "model.pt")
+        if model is not None:
+            torch.save(model.state_dict(), out / "model.pt")
+            pytorch_model(model, out / MODEL_DIR)
         for path in sorted(out.iterdir()):  # one by one: a kill in between is tested
-            mlf.log_artifact(run_id, str(path))
+            if path.is_dir():
+                mlf.log_artifacts(run_id, str(path), path.name)
+            else:
+                mlf.log_artifact(run_id, str(path))
             killpoints.reached("artifact_logged")
+
+
+#: the MLflow PyTorch model of a run that trained: ``mlflow.pytorch.load_model(runs:/ID/model)``
+MODEL_DIR = "model"
+
+
+def pytorch_model(method: Method, path: Path) -> None:
+    """Save a CPU copy of ``method`` (in eval mode) as an MLflow PyTorch model at ``path``:
+    ``mlflow.pytorch.load_model`` returns it ready to embed (``model.embed(clips, {})``).
+    MLflow's flavour pickles the whole module (and unpickles it on load); bench itself reads
+    only ``model.pt``."""
+    import mlflow.pytorch
+
+    copy = deepcopy(method).cpu().eval()
+    requirements = [f"{pkg}=={version(pkg)}" for pkg in ("torch", "timm")]
+    quiet = logging.getLogger("mlflow.pytorch")  # its warning about pickle: docs/api.md says it
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        mlflow.pytorch.save_model(
+            copy, str(path), pip_requirements=requirements, serialization_format="pickle"
+        )
+    finally:
+        quiet.setLevel(level)
 
 
 def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:

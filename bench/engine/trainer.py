@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,14 @@ from tqdm.auto import tqdm
 
 from bench.config import TrainConfig
 from bench.engine import checkpoint, distributed, killpoints
-from bench.engine.device import autocast, float32, grad_scaler, placement_of, to_device
+from bench.engine.device import (
+    autocast,
+    float32,
+    grad_scaler,
+    placement_of,
+    synchronize,
+    to_device,
+)
 from bench.engine.finite import FiniteGuard
 from bench.engine.optim import build_optimizer, build_scheduler, frozen
 from bench.errors import BenchError
@@ -131,6 +139,7 @@ class Trainer:
             dynamic_ncols=True,
             disable=not distributed.is_rank0(),
         )
+        start = time.perf_counter()
         for step, batch in enumerate(self.loader):
             if step >= steps:
                 break
@@ -145,10 +154,13 @@ class Trainer:
                 bar.set_postfix(loss=f"{float(terms['total']):.3f}")
             bar.update()
         bar.close()
+        synchronize(self.placement.device)
+        elapsed = time.perf_counter() - start
         done = steps - (self.guard.skipped - skipped)  # steps that updated the weights
         means = distributed.mean_over_ranks({k: v / max(done, 1) for k, v in sums.items()})
         out = {f"loss/{k}": float(v) for k, v in means.items()}
         out["train.skipped_steps"] = self.guard.skipped
+        out["time.step_s"] = elapsed / max(steps, 1)  # wall time per step, loading included
         return {**out, **self.diagnostics()}
 
     def fit(self, on_epoch: EpochHook | None = None) -> None:

@@ -13,6 +13,7 @@ import torch
 
 from bench.data.base import Protocol, Split
 from bench.eval.memory import query_rows
+from bench.eval.per_query import TOP_K
 from bench.eval.ranking import GalleryIndex, match_ranks, query_scores
 
 RANKS = (1, 5, 10, 20)
@@ -25,25 +26,37 @@ class Scorer:
 
     g_pids, g_cams: (G,) of the whole gallery; :attr:`keep` (G,) bool marks the items that are
     ranked (not of a junk identity): the distances given to :meth:`add` have those columns only.
+    Each query's ``top_k`` nearest ranked items are kept too, as indices into the whole gallery.
     """
 
-    def __init__(self, g_pids: torch.Tensor, g_cams: torch.Tensor, protocol: Protocol = STANDARD):
+    def __init__(
+        self,
+        g_pids: torch.Tensor,
+        g_cams: torch.Tensor,
+        protocol: Protocol = STANDARD,
+        top_k: int = TOP_K,
+    ):
         junk = torch.tensor(protocol.junk_pids, dtype=g_pids.dtype, device=g_pids.device)
         self.keep = ~torch.isin(g_pids, junk)
+        self.kept = self.keep.nonzero()[:, 0]
         self.gallery = GalleryIndex.build(g_pids[self.keep], g_cams[self.keep])
         self.protocol = protocol
+        self.top_k = min(top_k, len(self.kept))
         self.parts: list[tuple[torch.Tensor, ...]] = []
+        self.tops: list[torch.Tensor] = []
 
     def add(self, dist: torch.Tensor, q_pids: torch.Tensor, q_cams: torch.Tensor) -> None:
         """dist: (q, G kept) distances of the next q queries."""
         ranks, counts = match_ranks(dist, q_pids, q_cams, self.gallery)
         self.parts.append(query_scores(ranks, counts, self.protocol.ap))
+        self.tops.append(self.kept[nearest(dist, self.top_k)].cpu())
 
     def result(self) -> dict[str, object]:
         """{'R1', 'R5', 'R10', 'R20', 'mAP' and 'mINP' (if the protocol reports mAP), 'cmc'
         (CURVE_LEN values), 'queries' (number with a valid match), 'per_query'} in percent;
-        per_query = {'first': 1-based rank of the first true match (0: none), 'ap', 'inp'}
-        (fractions), in query order."""
+        per_query = {'first': 1-based rank of the first true match (0: none), 'ap', 'inp'
+        (fractions), 'top': (Q, k) gallery indices of the k nearest ranked items}, in query
+        order."""
         first, ap, inp = (torch.cat(p).cpu() for p in zip(*self.parts, strict=True))
         ok = first > 0
         n = int(ok.sum())
@@ -57,8 +70,22 @@ class Scorer:
             out["mINP"] = float(inp[ok].mean() * 100)
         out["cmc"] = curve.tolist()
         out["queries"] = n
-        out["per_query"] = {"first": first.tolist(), "ap": ap.tolist(), "inp": inp.tolist()}
+        out["per_query"] = {
+            "first": first.tolist(),
+            "ap": ap.tolist(),
+            "inp": inp.tolist(),
+            "top": torch.cat(self.tops).tolist(),
+        }
         return out
+
+
+def nearest(dist: torch.Tensor, k: int) -> torch.Tensor:
+    """dist (q, G) -> (q, k) column indices of each row's k smallest distances, ordered by
+    (distance, index) as the ranking breaks ties."""
+    _, idx = dist.topk(k, dim=1, largest=False)
+    idx = idx.sort(dim=1).values
+    order = dist.gather(1, idx).sort(dim=1, stable=True).indices
+    return idx.gather(1, order)
 
 
 def evaluate(

@@ -1,10 +1,13 @@
 """Per-query results of a cell, stored as a CSV artifact so that reports and comparisons can
 recompute every metric (and its interval) without the models.
 
-Columns: ``query`` (index in the split's query order), ``pid``, ``camid``, then per result
-set (plain, and e.g. ``rerank.`` when the evaluation logged one): ``first`` (1-based rank of
-the first true match, 0 = the query has no valid match), ``ap`` (0..1) and ``inp`` (0..1)
-when present.
+Columns: ``query`` (the query's tracklet id: its index in the split's query order), ``pid``,
+``camid``, then per result set (plain, and e.g. ``rerank.`` when the evaluation logged one):
+``first`` (1-based rank of the first true match, 0 = the query has no valid match), ``ap``
+(0..1) and ``inp`` (0..1) when present, and ``top``: the tracklet ids of the query's nearest
+gallery items, nearest first, space-separated (indices in the split's gallery order; items of
+a junk identity are not ranked, and so never listed). The split's order is the dataset's own
+(``load_split``), so the ids name the same tracklets wherever the data is.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 PER_QUERY = "per_query.csv"
+#: gallery items of each query's ranked list kept in the per-query results (for ranked lists)
+TOP_K = 10
 RANKS = (1, 5, 10, 20)
 
 
@@ -50,16 +55,26 @@ def write_per_query(path: Path, result: dict, query: Sequence) -> None:
         writer = csv.writer(fh)
         writer.writerow(["query", "pid", "camid", *columns])
         for i, track in enumerate(query):
-            writer.writerow([i, track.pid, track.camid, *(columns[c][i] for c in columns)])
+            cells = (_cell(columns[c][i]) for c in columns)
+            writer.writerow([i, track.pid, track.camid, *cells])
+
+
+def _cell(value) -> object:
+    """A CSV cell: a list (the ``top`` ids) as space-separated numbers."""
+    return " ".join(map(str, value)) if isinstance(value, list) else value
 
 
 def read_per_query(path: Path) -> dict[str, np.ndarray]:
-    """The columns of a per-query CSV as arrays (``pid``/``camid``/``first`` int, others float)."""
+    """The columns of a per-query CSV as arrays (``pid``/``camid``/``first`` int, ``top``
+    (Q, k) int, others float)."""
     with Path(path).open(newline="") as fh:
         rows = list(csv.reader(fh))
     header, body = rows[0], rows[1:]
     out = {}
     for j, name in enumerate(header):
+        if name.endswith("top"):
+            out[name] = np.array([row[j].split() for row in body], dtype=np.int64)
+            continue
         integer = name in ("query", "pid", "camid") or name.endswith("first")
         values = np.array([row[j] for row in body], dtype=np.float64)
         out[name] = values.astype(np.int64) if integer else values

@@ -121,6 +121,8 @@ def _sections(report: Report) -> list[tuple[str, object]]:
         out.append(("Training: validation, convergence, gates", report.training))
     if report.failed is not None:
         out.append(("Failed cells (not ranked)", report.failed))
+    if report.costs is not None:
+        out.append(("What the papers say a method costs", report.costs))
     if report.papers is not None:
         title = "The papers' numbers"
         title += " (directions only)" if report.papers_are_directions else ""

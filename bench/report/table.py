@@ -16,6 +16,7 @@ import yaml
 
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.alike import Setting, differing
+from bench.report.cost import claims_table, cost_caption, cost_columns
 from bench.report.machines import MachineRows, describe, machine_rows
 from bench.report.papers import RowSetting, lookup, paper_numbers, unmatched
 from bench.report.probes import probe_table
@@ -286,6 +287,9 @@ def build_table(
                         for row in rows
                     ]
                 )
+    cost_header, cost = cost_columns(df, rows, KEYS)
+    header += cost_header
+    columns += cost
     body = [[m, v, *(col[i] for col in columns)] for i, (m, v) in enumerate(rows)]
     table = Table(header, body)
     if any(h.endswith("(paper)") for h in header):
@@ -485,6 +489,7 @@ class Report:
     stress: Table | None = None  # gains over the controls and probes by nuisance level
     sweeps: list[Sweep] = field(default_factory=list)
     gains: dict = field(default_factory=dict)  # (dataset, method) -> metric -> vs its control
+    costs: Table | None = None  # the papers' cost claims beside the measured cost
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
 
@@ -514,6 +519,8 @@ def build_report(
     real = any(not is_synthetic(d) for d in names.unique())
     table = build_table(df, diffs, ref, papers=real, unlike_rows=unlike_rows)
     table.caption = caption(dataset_facts(df, results), ref, diffs)
+    costs = cost_caption(df)
+    table.caption += f" {costs}" if costs else ""
     if (ref[0], ref[1]) not in set(zip(df["tags.method"], df["tags.variant"], strict=True)):
         table.notes.append(f"The reference row {'/'.join(ref)} has no run here: no Δ column.")
     rows = list(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
@@ -546,6 +553,7 @@ def build_report(
         stress=stress_table(sweeps, gains, df, metrics),
         sweeps=sweeps,
         gains=gains,
+        costs=claims_table(df, KEYS, DEFAULT_REFERENCE),
     )
 
 

@@ -53,9 +53,13 @@ from bench.files.atomic import write_text
 #: a cell's numbers: commands, reporting, scheduling, bookkeeping. Everything else counts.
 NOT_RESULT_CODE = (
     "__init__.py",  # the package version string
+    "api.py",  # the commands as Python functions
     "cli",  # argument parsing (``bench data`` too)
     "distance.py",  # the old path of eval/distance.py, re-exported
     "engine/claims.py",
+    "engine/eval_run.py",  # bench eval: a trained model tested again, never a cell's training
+    "engine/export.py",  # bench export
+    "engine/extraction.py",  # bench extract
     "engine/executors",
     "engine/killpoints.py",  # test fault injection
     "engine/once.py",  # idempotent logging
@@ -63,7 +67,9 @@ NOT_RESULT_CODE = (
     "engine/status.py",
     "engine/store.py",
     "engine/tracking.py",
+    "engine/trained.py",  # a trained model found again (bench eval, extract, export)
     "errors.py",
+    "eval/embeddings_file.py",  # the file bench extract writes
     "eval/memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
     "files",  # how files are written and who may write them, not what
     "preflight.py",

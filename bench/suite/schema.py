@@ -187,6 +187,13 @@ class Cell:
         split = f"/split{self.split}" if self.split else ""
         return f"{self.shown_dataset}{split}/{self.method}/{self.variant}/seed{self.seed}"
 
+    @property
+    def run_name(self) -> str:
+        """Its MLflow run's name: what the run is first (method/variant/seed), then where
+        (dataset, split), so that the run list's narrow name column says the first."""
+        split = f" split {self.split}" if self.split else ""
+        return f"{self.method}/{self.variant}/seed{self.seed} ({self.shown_dataset}{split})"
+
     def resolved(self) -> dict[str, Any]:
         """Everything that determines the result (logged as params, saved as config.yaml)."""
         return {

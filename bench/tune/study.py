@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ from bench.tune.runs import close_trial_runs, parent_run
 from bench.tune.workers import Heartbeat, open_storage, run_processes, worker_sampler, worker_seed
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
+#: what a trial's value is: mAP (%) on the held-out training identities
+OBJECTIVE = "val_mAP"
 log = logging.getLogger("bench")
 
 
@@ -157,6 +160,9 @@ def open_study(mlf, exp_id: str, opts: TuneOptions) -> optuna.Study:
     study = optuna.create_study(
         study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
     )
+    with warnings.catch_warnings():  # experimental since optuna 3.2, still so
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE])  # the dashboard's name of the objective
     fail_stale_trials(study)
     close_trial_runs(mlf, exp_id, study)
     return study

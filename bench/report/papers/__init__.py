@@ -53,9 +53,47 @@ def parse_groups(data: dict, where: str) -> list[PaperNumber]:
     return out
 
 
+@dataclass(frozen=True)
+class CostClaim:
+    """What a paper says its method costs, in its words; ``measures``: the cost columns the
+    claim speaks to ('params', 'gflops')."""
+
+    paper: str
+    method: str
+    variant: str
+    claim: str
+    source: str
+    measures: tuple[str, ...]
+
+
+CLAIM_KEYS = ("paper", "method", "variant", "claim", "source", "measures")
+MEASURES = ("params", "gflops")
+
+
+def parse_claims(data: dict, where: str) -> list[CostClaim]:
+    """The ``cost_claims`` entries, each checked for its keys and measures."""
+    out = []
+    for i, entry in enumerate(data.get("cost_claims") or []):
+        loc = f"{where}: cost_claims[{i}]"
+        if set(entry) != set(CLAIM_KEYS):
+            raise ConfigError(
+                loc, f"expected the keys {', '.join(CLAIM_KEYS)} (got {sorted(entry)})"
+            )
+        measures = tuple(entry["measures"])
+        if not measures or set(measures) - set(MEASURES):
+            raise ConfigError(f"{loc}.measures", f"expected some of {MEASURES} (got {measures})")
+        out.append(CostClaim(*(str(entry[k]) for k in CLAIM_KEYS[:-1]), measures))
+    return out
+
+
 @cache
 def paper_numbers(path: Path = PAPER_FILE) -> tuple[PaperNumber, ...]:
     return tuple(parse_groups(yaml.safe_load(path.read_text()), str(path)))
+
+
+@cache
+def cost_claims(path: Path = PAPER_FILE) -> tuple[CostClaim, ...]:
+    return tuple(parse_claims(yaml.safe_load(path.read_text()), str(path)))
 
 
 def lookup(method: str, variant: str, dataset: str, metric: str) -> list[PaperNumber]:
