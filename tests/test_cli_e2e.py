@@ -130,7 +130,8 @@ def check_statistics_and_exports(root, table):
     assert set(lines) == {"R1", "R5", "R10", "R20", "mAP", "mINP"}
     assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]\s+[\d.]+", lines["mAP"])  # CI, p
     bad = CliRunner().invoke(cli, ["compare", "tiny", "baseline", "stal"])
-    assert bad.exit_code == 1 and "no finished run of 'stal/default'" in bad.output
+    assert bad.exit_code == 1 and "Error: B: expected a row of suite 'tiny'" in bad.output
+    assert "(got 'stal/default')" in bad.output
 
     # a diverged cell: FAILED with its message, listed apart and never ranked
     failed = mlf.create_run(exp.experiment_id, run_name="synthetic-video/baseline/lr1e6/seed0")

@@ -28,15 +28,20 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 def client(uri: str | None = None):
-    """An MlflowClient on the store (created on first use, in this process)."""
+    """An MlflowClient on the store (created on first use, in this process) whose calls retry
+    a lost database (:class:`bench.engine.database.RetryingClient`)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from bench.engine.database import RetryingClient, label_errors
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+    # MLflow logs each database error with its traceback; bench retries it or says it in a line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    label_errors()
     mlflow.set_tracking_uri(tracking_uri(uri))
-    return MlflowClient(tracking_uri(uri))
+    return RetryingClient(MlflowClient(tracking_uri(uri)))
 
 
 def experiment_id(mlf, name: str) -> str:

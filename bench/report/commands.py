@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import pandas as pd
 from tabulate import tabulate
 
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.report.export import write
 from bench.report.render import to_markdown
 from bench.report.stats import N_BOOT, N_PERM, compare
@@ -23,35 +24,85 @@ from bench.report.table import (
 )
 
 
+@dataclass
+class ReportScope:
+    """Which runs a report shows, and what it is called."""
+
+    suite: str | None = None  # an experiment (default: every suite)
+    dataset: str | None = None
+    cells: set[str] = field(default_factory=set)  # config keys (default: every cell's runs)
+    title: str | None = None  # the heading (default: the suite's name)
+    file_name: str | None = None  # the files' name without suffix (default: from the title)
+
+
 def write_reports(
     mlf,
-    suite: str | None,
-    dataset: str | None,
+    scope: ReportScope,
     out: Path,
     print_table: bool,
     formats: tuple[str, ...] = ("md",),
     reference: str | None = None,
+    strict: bool = False,
 ) -> None:
-    """One report per suite, in each format; the tables printed when asked."""
-    df = load_runs(mlf, suite, dataset)
-    failed = load_failed(mlf, suite, dataset)
+    """One report per suite, in each format; the tables printed when asked. Nothing is
+    written unless the scope has runs and, when ``strict``, the reference row is one."""
+    df = load_runs(mlf, scope.suite, scope.dataset, scope.cells)
+    failed = load_failed(mlf, scope.suite, scope.dataset, scope.cells)
     if df.empty:
-        where = f" for suite '{suite}'" if suite else ""
+        check_scope(mlf, scope)
+        where = f" for suite '{scope.suite}'" if scope.suite else ""
         extra = f" ({len(failed)} failed: {', '.join(_errors(failed))})" if len(failed) else ""
         raise BenchError(
             f"no finished runs{where} in the MLflow store{extra}; run `bench run SUITE` first"
         )
+    if strict and reference:
+        check_reference(df, reference)
     for name, runs in df.groupby("tags.suite"):
         fails = failed[failed["tags.suite"] == name] if len(failed) else failed
-        title = name if not dataset else f"{name}-{dataset}"
+        title = scope.title or (name if not scope.dataset else f"{name}-{scope.dataset}")
         report = build_report(mlf, runs, fails, title, reference)
-        paths = write(mlf, report, out, formats)
+        report.file_name = scope.file_name or ""
+        paths = write(mlf, report, out, formats or ("md",))
         if print_table:
             click.echo(f"\n## {name}\n\n{to_markdown(report.results)}\n")
             if report.failed is not None:
                 click.echo(f"failed cells (not ranked):\n\n{to_markdown(report.failed)}\n")
         for path in paths:
             click.echo(f"wrote {path}")
+
+
+def check_scope(mlf, scope: ReportScope, suite_flag: str = "--suite") -> None:
+    """A ``--suite`` that is no experiment of the store, or a ``--dataset`` none of its runs
+    is on, as a ConfigError naming the flag and what there is."""
+    suites = sorted(e.name for e in mlf.search_experiments() if e.name != "Default")
+    if scope.suite is not None and scope.suite not in suites:
+        raise ConfigError(
+            suite_flag,
+            f"expected one of the suites in the MLflow store: "
+            f"{', '.join(suites) or 'none'} (got '{scope.suite}')",
+        )
+    if scope.dataset is not None:
+        runs = load_runs(mlf, scope.suite)
+        datasets = sorted(set(runs["tags.dataset"])) if not runs.empty else []
+        if scope.dataset not in datasets:
+            where = f" of suite '{scope.suite}'" if scope.suite else ""
+            raise ConfigError(
+                "--dataset",
+                f"expected a dataset with finished runs{where}: "
+                f"{', '.join(datasets) or 'none'} (got '{scope.dataset}')",
+            )
+
+
+def check_reference(df: pd.DataFrame, reference: str) -> None:
+    """The reference row has runs in every suite reported."""
+    row = parse_row(reference)
+    for name, runs in df.groupby("tags.suite"):
+        rows = set(zip(runs["tags.method"], runs["tags.variant"], strict=True))
+        if row not in rows:
+            shown = ", ".join("/".join(r) for r in sorted(rows))
+            raise ConfigError(
+                "--reference", f"expected a row of suite '{name}': {shown} (got '{reference}')"
+            )
 
 
 def _errors(failed: pd.DataFrame) -> list[str]:
@@ -61,29 +112,33 @@ def _errors(failed: pd.DataFrame) -> list[str]:
 
 
 def experiment_name(suite: str) -> str:
-    """A suite file's name, or the argument itself (an experiment name)."""
+    """A suite file's name (the file validated), or the argument itself (an experiment name)."""
     if Path(suite).is_file():
         from bench.suite.load import load_suite
 
         return load_suite(suite).name
+    if Path(suite).suffix in (".yaml", ".yml") or "/" in suite:
+        raise ConfigError("SUITE", f"expected a suite file or a suite's name (got '{suite}')")
     return suite
 
 
 def compare_rows(
-    mlf, suite: str, a: str, b: str, n_boot: int = N_BOOT, n_perm: int = N_PERM
+    mlf, name: str, a: str, b: str, n_boot: int = N_BOOT, n_perm: int = N_PERM
 ) -> list[list]:
-    """Per dataset and metric: A, B (means), B - A, its 95 % interval, the p-value and the
-    counts behind them."""
-    name = experiment_name(suite)
+    """Per dataset and metric of the suite ``name``: A, B (means), B - A, its 95 % interval,
+    the p-value and the counts behind them."""
     df = load_runs(mlf, name)
     if df.empty:
+        check_scope(mlf, ReportScope(suite=name), "SUITE")
         raise BenchError(f"no finished runs of suite '{name}' in the MLflow store")
     row_a, row_b = parse_row(a), parse_row(b)
     present = sorted(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
-    for row in (row_a, row_b):
+    for arg, row in (("A", row_a), ("B", row_b)):
         if row not in present:
             known = ", ".join("/".join(r) for r in present)
-            raise BenchError(f"suite '{name}': no finished run of '{'/'.join(row)}'; rows: {known}")
+            raise ConfigError(
+                arg, f"expected a row of suite '{name}': {known} (got '{'/'.join(row)}')"
+            )
     df = df[df[["tags.method", "tags.variant"]].apply(tuple, axis=1).isin([row_a, row_b])]
     sets = runsets(df, per_query_results(mlf, df))
     metrics = table_metrics(df)
@@ -121,8 +176,8 @@ def _mean(df: pd.DataFrame, dataset: str, row: tuple[str, str], metric: str) -> 
     return runs[runs["tags.variant"] == row[1]][f"metrics.{metric}"].mean()
 
 
-def print_comparison(mlf, suite: str, a: str, b: str, n_boot: int, n_perm: int) -> None:
-    rows = compare_rows(mlf, suite, a, b, n_boot, n_perm)
+def print_comparison(mlf, name: str, a: str, b: str, n_boot: int, n_perm: int) -> None:
+    rows = compare_rows(mlf, name, a, b, n_boot, n_perm)
     header = ["dataset", "metric", "A", "B", "B - A", "95 % CI", "p", "queries", "ids", "seeds"]
     click.echo(f"A = {a}, B = {b}")
     click.echo(tabulate(rows, headers=header, disable_numparse=True))
