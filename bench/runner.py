@@ -55,7 +55,7 @@ class SuiteArgs:
         overrides = self.overrides
         if self.data_root is not None and Path(self.data_root).is_file():
             raise ConfigError("--data-root", f"expected a folder (got '{self.data_root}', a file)")
-        if self.device:
+        if self.device is not None:
             try:
                 RuntimeConfig(device=self.device)
             except ValidationError as exc:

@@ -75,6 +75,8 @@ def main() -> None:
             ("suites and overrides", args.cases, cases(), outcome),
             ("flags", args.flag_cases, flag_cases(), flag_outcome),
         ):
+            if n == 0:
+                continue
             counts, examples = tally(n, strategy, check)
             tried = counts.pop("tried")
             print(f"{what}: tried {tried} cases, {sum(counts.values())} failed")

@@ -288,7 +288,7 @@ def cases(draw) -> Case:
         if value is DELETE:
             del parent[path[-1]]
         else:
-            parent[path[-1]] = value
+            parent[path[-1]] = copy.deepcopy(value)  # never a shared (or module) object
     if not case.changed:  # no change applied: remove a required key instead
         del case.suite["name"]
         case.changed.append("name")
@@ -525,8 +525,10 @@ def flag_outcome(case: FlagCase, invoke) -> str | None:
         os.chdir(tmp)
         try:
             Path(SUITE_FILE).write_text(yaml.safe_dump(BASE, sort_keys=False))
-            for name in FIXTURES[3:]:
-                shutil.copyfile(store / name, name)
+            for name in FIXTURES[3:]:  # with their write-ahead logs: the runs may be there
+                for part in (name, f"{name}-wal"):
+                    if (store / part).exists():
+                        shutil.copyfile(store / part, part)
             Path("afile").write_text("plain text\n")
             Path("adir").mkdir()
             Path("readme.md").write_text("# a README without table markers\n")
@@ -535,7 +537,9 @@ def flag_outcome(case: FlagCase, invoke) -> str | None:
             except ReachedWork:
                 return "validation passed"
             left = sorted(
-                p.name for p in Path(tmp).iterdir() if p.name not in (SUITE_FILE, *FIXTURES)
+                p.name
+                for p in Path(tmp).iterdir()
+                if p.name.removesuffix("-wal").removesuffix("-shm") not in (SUITE_FILE, *FIXTURES)
             )
         finally:
             os.chdir(cwd)

@@ -1187,6 +1187,50 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie
 
 
+class _Clock:
+    """A fake ``time`` whose sleeps pass at once and are recorded."""
+
+    def __init__(self):
+        self.now, self.waits = 0.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def _failing(*errors):
+    """A call that raises ``errors`` in turn, then answers."""
+    left = list(errors)
+
+    def call():
+        if left:
+            raise left.pop(0)
+        return "answer"
+
+    return call
+
+
+def test_a_lost_connection_is_retried_with_back_off_and_other_errors_are_not(monkeypatch):
+    import sqlalchemy as sa
+
+    from bench.engine import database
+
+    clock = _Clock()
+    monkeypatch.setattr(database, "time", clock)
+    lost = sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert database.retrying(_failing(lost, lost, lost), "test")() == "answer"
+    assert clock.waits == [0.5, 1.0, 2.0]
+    wrong = sa.exc.OperationalError("SELECT 1", {}, Exception("no such table: runs"))
+    with pytest.raises(sa.exc.OperationalError, match="no such table"):
+        database.retrying(_failing(wrong), "test")()  # not retried
+    with pytest.raises(sa.exc.OperationalError, match="server closed"):
+        database.retrying(_failing(*[lost] * 100), "test", budget_s=20.0)()
+    assert clock.waits[3:] == [0.5, 1.0, 2.0, 4.0, 8.0]  # then past the budget: raised as it came
+
+
 def finished_once(tracking_uri: str, cells: int) -> None:
     """Each cell of 'tiny' has exactly one FINISHED run, and no run is left RUNNING (a run
     interrupted before its first checkpoint stays KILLED beside its rerun)."""
@@ -1211,7 +1255,7 @@ def test_ctrl_c_in_the_driver_stops_the_workers_and_leaves_cells_resumable(tmp_p
 
     from tests.test_parallel import bench, claim_row, finish, tiny_suite, wait_for
 
-    tiny_suite(tmp_path, epochs=20)
+    tiny_suite(tmp_path, epochs=12)
     driver = bench(tmp_path, "run", "tiny.yaml", "--no-report", "--jobs", "2")
     claims_db = tmp_path / "mlflow-claims.db"
 

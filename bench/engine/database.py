@@ -55,9 +55,11 @@ def _label(context) -> None:
 
 
 def label_errors() -> None:
-    """Name the store on every SQLAlchemy error of this process (once)."""
+    """Name the store on every SQLAlchemy error of this process (once). The pool's own log of
+    a dead connection (a traceback) is silenced: the call that met it retries or says so."""
     if not sa.event.contains(sa.engine.Engine, "handle_error", _label):
         sa.event.listen(sa.engine.Engine, "handle_error", _label)
+        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 def transient(exc: BaseException) -> bool:
@@ -90,12 +92,18 @@ def retrying(fn: Callable[..., T], what: str, budget_s: float | None = None) -> 
             except Exception as exc:
                 if not transient(exc) or time.monotonic() + wait > deadline:
                     raise
-                first = str(getattr(chain(exc)[-1], "args", [exc])[0]).strip().splitlines()
-                log.warning("%s: %s; retrying in %.1f s", what, first[0] if first else exc, wait)
+                log.warning("%s: %s; retrying in %.1f s", what, _said(exc), wait)
                 time.sleep(wait)
                 wait = min(2 * wait, MAX_WAIT_S)
 
     return call
+
+
+def _said(exc: BaseException) -> str:
+    """The first line of the driver's own message (a DBAPI error's), else of the error's."""
+    inner = next((e.orig for e in chain(exc) if getattr(e, "orig", None) is not None), exc)
+    lines = [line.strip() for line in str(inner).splitlines() if line.strip()]
+    return lines[0] if lines else type(inner).__name__
 
 
 class RetryingClient:

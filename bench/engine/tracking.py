@@ -40,7 +40,12 @@ def client(uri: str | None = None):
     # MLflow logs each database error with its traceback; bench retries it or says it in a line
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     label_errors()
-    mlflow.set_tracking_uri(tracking_uri(uri))
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri(uri))  # for the fluent API (mlflow.search_runs)
+    if before is None:  # MLflow also exports it: a later command would inherit this store
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return RetryingClient(MlflowClient(tracking_uri(uri)))
 
 

@@ -96,7 +96,6 @@ def check_names(suite: Suite) -> None:
                 raise ConfigError(
                     f"{where}: {key}.{method}", f"method '{method}' is not in this suite's methods"
                 )
-    check_reference(suite)
     for method, variants in spec.ablations.items():
         names = [v.get("name") for v in variants]
         for i, name in enumerate(names):
@@ -105,6 +104,7 @@ def check_names(suite: Suite) -> None:
                     f"{where}: ablations.{method}[{i}].name",
                     "expected a unique, non-empty variant name other than 'default'",
                 )
+    check_reference(suite)  # after the variant names: it lists them
 
 
 def check_datasets_named(suite: Suite) -> None:
