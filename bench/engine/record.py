@@ -94,8 +94,8 @@ def open_run(
         run_id = claim.run_id
         mlf.update_run(run_id, status="RUNNING")
     else:  # tagged at once: a create retried after a lost reply leaves a run found below
-        tags = {"config_hash": cell.config_hash}
-        run_id = mlf.create_run(exp_id, run_name=cell.label, tags=tags).info.run_id
+        hashed = {"config_hash": cell.config_hash}
+        run_id = mlf.create_run(exp_id, run_name=cell.label, tags=hashed).info.run_id
         params = flatten(cell.resolved())
         mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
     for run in runs_with_hash(mlf, exp_id, cell.config_hash, ("RUNNING",)):
