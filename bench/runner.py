@@ -206,7 +206,7 @@ def _spawn_ranks(args: RunArgs, suite_name: str) -> int:
     argv += [a for m in args.only for a in ("-m", m)]
     for flag in ("force", "reuse_stale", "no_report"):
         argv += [f"--{flag.replace('_', '-')}"] if getattr(args, flag) else []
-    for key in ("data_root", "device", "claims_uri"):
+    for key in ("data_root", "device", "claims_uri", "report_dir"):
         value = getattr(args, key)
         argv += [f"--{key.replace('_', '-')}", value] if value else []
     return spawn(args.ddp, argv)
