@@ -109,15 +109,16 @@ def compare(
     a: str,
     b: str,
     *,
-    n_boot: int = 2000,
-    n_perm: int = 2000,
+    allow_different: tuple[str, ...] = (),
     tracking_uri: str | None = None,
 ) -> pd.DataFrame:
-    """``bench compare``: B - A per dataset and metric with its 95 % interval and p-value."""
+    """``bench compare``: B - A per dataset and metric with its 95 % interval (a t interval
+    over the paired seeds plus the test identities' variance) and p-value; refused when A and
+    B were run otherwise in a setting ``allow_different`` does not name."""
     from bench.engine.tracking import client
     from bench.report.commands import compare_rows
 
-    rows = compare_rows(client(tracking_uri), str(suite), a, b, n_boot, n_perm)
+    rows = compare_rows(client(tracking_uri), str(suite), a, b, tuple(allow_different)).rows
     header = ["dataset", "metric", "A", "B", "B - A", "95 % CI", "p", "queries", "ids", "seeds"]
     return pd.DataFrame(rows, columns=header)
 

@@ -15,15 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 from tabulate import tabulate
 
+from bench.config import RuntimeConfig
 from bench.errors import BenchError, ConfigError
-from bench.preflight import check_run_paths, check_writable, store_folders
-from bench.registry import DATASETS, METHODS
+from bench.preflight import CLAIMS, STORAGE, TRACKING, check_run_paths, check_store, readable_uri
+from bench.preflight.devices import check_ddp, check_devices
+from bench.preflight.paths import check_writable
+from bench.registry import DATASETS, METHODS, known_method
 from bench.suite.checks import check_weights
 from bench.suite.load import load_suite
 from bench.suite.schema import Cell, Suite
-from bench.suite.warmstart import is_ref, pretrain_specs
+from bench.suite.warmstart import is_ref, pretrain_spec, pretrain_specs
 
 #: The Slurm settings ``bench run`` takes as flags (``launcher:`` keys).
 SLURM_FLAGS = (
@@ -51,9 +55,22 @@ class SuiteArgs:
     def load(self) -> Suite:
         """The suite, validated with the overrides (``--device`` as defaults.runtime.device)."""
         overrides = self.overrides
-        if self.device:
+        if self.data_root is not None and Path(self.data_root).is_file():
+            raise ConfigError("--data-root", f"expected a folder (got '{self.data_root}', a file)")
+        if self.device is not None:
+            try:
+                RuntimeConfig(device=self.device)
+            except ValidationError as exc:
+                raise ConfigError(
+                    "--device", f"expected auto, cpu, cuda, cuda:N or mps (got {self.device!r})"
+                ) from exc
             overrides = (*overrides, f"defaults.runtime.device={self.device}")
         return load_suite(self.suite_file, overrides, self.override_files, self.data_root)
+
+    @property
+    def changes(self) -> list[str]:
+        """How the suite was changed on the command line (``-o``, ``-O``), as shown."""
+        return [*self.overrides, *(f"-O {Path(f).name}" for f in self.override_files)]
 
 
 @dataclass
@@ -73,35 +90,57 @@ class RunArgs(SuiteArgs):
     launcher_config: str | None = None
     sbatch: tuple[str, ...] = ()
     slurm: dict = field(default_factory=dict)  # SLURM_FLAGS given as flags
+    report_dir: str | None = None
 
 
 def run(args: RunArgs) -> list | None:
-    """``bench run``: validate the suite and the flags, then run the grid (or print it); the
-    cells' outcomes (:class:`bench.engine.executors.worker.Outcome`)."""
+    """``bench run``: validate the suite, the flags, the devices, the stores and the paths,
+    then run the grid (or print it); the cells' outcomes
+    (:class:`bench.engine.executors.worker.Outcome`)."""
     suite = args.load()
     unknown = set(args.only) - set(suite.spec.methods)
     if unknown:
         raise ConfigError("--method", f"not methods of this suite: {', '.join(sorted(unknown))}")
     cells = [c for c in suite.cells if not args.only or c.method in args.only]
+    launch = _launch(args, suite)
+    check_ddp(suite, cells, args.ddp)
     if args.dry_run:
         print_grid(suite, cells)
         return None
-    launch = _launch(args, suite)
-    folders = [(Path(args.workdir), "the --workdir"), (Path("reports"), "the report folder")]
-    check_run_paths(args.tracking_uri, *folders)
+    target = report_target(args, suite)
+    check_devices(suite, cells, args.device, args.ddp, pretrain_spec(suite, args.data_root))
+    _check_run_stores(args, launch, target)
     check_weights(suite, cells)
     if args.ddp > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(_spawn_ranks(args, suite.name))
-    return run_suite(suite, cells, args, launch)
+    return run_suite(suite, cells, args, launch, target)
+
+
+def _check_run_stores(args: RunArgs, launch, target: ReportArgs | None) -> None:
+    """The work dir, the report folder, the tracking store and the claims: writable, reachable
+    (a Slurm array also needs a store every node reaches)."""
+    from bench.engine.claims import claims_uri
+    from bench.engine.executors.slurm import check_store as check_cluster_store
+    from bench.engine.tracking import tracking_uri
+
+    uri = tracking_uri(args.tracking_uri)
+    if launch.executor == "slurm":
+        check_cluster_store(uri)
+    folders = [(Path(args.workdir), "the --workdir")]
+    folders += [(Path(target.out), "the report folder")] if target else []
+    check_run_paths(uri, *folders)
+    check_store(claims_uri(uri, launch.claims_uri), CLAIMS, "write")
 
 
 def _launch(args: RunArgs, suite: Suite):
-    """The executor, workers and settings of a launch, from the suite and the flags."""
+    """The executor, workers and settings of a launch, from the suite and the flags; a flag
+    that the chosen launcher would not use is refused."""
     from bench.engine.executors import Launch, launcher_settings, parse_jobs
 
-    jobs = parse_jobs(args.jobs) if args.jobs is not None else suite.spec.launcher.jobs or 1
     flags = {**args.slurm, "sbatch": args.sbatch}
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
     settings = launcher_settings(suite.spec.launcher, args.launcher_config, flags)
+    jobs = parse_jobs(args.jobs) if args.jobs is not None else settings.jobs or 1
     launch = Launch(
         executor=args.launcher or ("local" if jobs == 1 else "pool"),
         jobs=jobs,
@@ -111,7 +150,49 @@ def _launch(args: RunArgs, suite: Suite):
     )
     if args.ddp > 1 and launch.executor != "local":
         raise ConfigError("--ddp", "trains one cell at a time in N processes: not with --jobs")
+    if args.jobs is not None and launch.executor == "local" and jobs != 1:
+        raise ConfigError(
+            "--jobs",
+            "--launcher local runs the cells one by one in this process; give "
+            "--launcher pool for worker processes, or leave out --jobs",
+        )
+    if args.jobs is not None and launch.executor == "slurm":
+        raise ConfigError(
+            "--jobs",
+            "--launcher slurm runs one array task per cell; --array-parallelism sets "
+            "how many run at once",
+        )
+    if given and launch.executor != "slurm":
+        raise ConfigError(
+            given[0],
+            f"a Slurm setting: only with --launcher slurm (got --launcher {launch.executor})",
+        )
     return launch
+
+
+def report_target(args: RunArgs, suite: Suite) -> ReportArgs | None:
+    """Where ``bench run`` writes its report (None with ``--no-report``): the suite's own report
+    in ``reports/``, or, for a run changed on the command line (``-o``, ``-O``, ``-m``), a
+    report beside it named by the changes, never over the committed one; ``--report-dir DIR``
+    writes into DIR, named as the suite. The report shows this launch's cells only."""
+    if args.no_report:
+        return None
+    from bench.report.export import file_slug, slug_of
+
+    changes = [*args.changes, *(f"-m {m}" for m in args.only)]
+    title = f"{suite.name} ({', '.join(changes)})" if changes else suite.name
+    name = slug_of(suite.name)
+    if changes and not args.report_dir:
+        name = f"{name}@{file_slug(', '.join(changes))}"
+    return ReportArgs(
+        suite_name=suite.name,
+        table=True,
+        reference=suite.spec.report.reference,
+        out=args.report_dir or "reports",
+        title=title,
+        file_name=name,
+        check_reference=False,  # the suite's: a run of some of its methods has no such row
+    )
 
 
 def _spawn_ranks(args: RunArgs, suite_name: str) -> int:
@@ -128,7 +209,7 @@ def _spawn_ranks(args: RunArgs, suite_name: str) -> int:
     argv += [a for m in args.only for a in ("-m", m)]
     for flag in ("force", "reuse_stale", "no_report"):
         argv += [f"--{flag.replace('_', '-')}"] if getattr(args, flag) else []
-    for key in ("data_root", "device", "claims_uri"):
+    for key in ("data_root", "device", "claims_uri", "report_dir"):
         value = getattr(args, key)
         argv += [f"--{key.replace('_', '-')}", value] if value else []
     return spawn(args.ddp, argv)
@@ -154,7 +235,9 @@ def print_grid(suite: Suite, cells: list[Cell]) -> None:
     )
 
 
-def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> list:
+def run_suite(
+    suite: Suite, cells: list[Cell], args: RunArgs, launch, target: ReportArgs | None
+) -> list:
     """Run the grid with the launch's executor: finished cells are skipped, interrupted ones
     resume, each cell runs once however many workers run the grid; a failed cell does not
     stop the others, and the command fails at the end naming the failed cells. Cells with a
@@ -162,13 +245,10 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> list:
     ``--reuse-stale``, see :mod:`bench.engine.stale`). Under DDP every rank runs the grid in
     this process and rank 0 alone opens the MLflow store."""
     from bench.engine import distributed, executors, stale, store
-    from bench.engine.executors.slurm import check_store
     from bench.engine.pretrain import warm_start_stage
-    from bench.engine.tracking import client, tracking_uri
+    from bench.engine.tracking import client
     from bench.engine.types import RunOptions
 
-    if launch.executor == "slurm":
-        check_store(tracking_uri(args.tracking_uri))
     lead, workdir = distributed.is_rank0(), Path(args.workdir).resolve()
     # the other ranks follow rank 0's decisions inside run_cell and never touch the store
     uri, exp_id = args.tracking_uri, ""
@@ -192,8 +272,9 @@ def run_suite(suite: Suite, cells: list[Cell], args: RunArgs, launch) -> list:
         click.echo(stale.announce(stale_cells, len(cells), args.reuse_stale))
     outcomes = executors.execute(cells, executors.Context(uri, exp_id, opts), launch)
     failed = [o for o in outcomes if o.status == "failed"]
-    if not args.no_report and lead and len(failed) < len(outcomes):
-        make_reports(ReportArgs(suite_name=suite.name, table=True, reference=reference), uri)
+    if target is not None and lead and len(failed) < len(outcomes):
+        target.cells = tuple(sorted({c.config_key for c in cells}))
+        make_reports(target, uri)
     if failed:
         lines = "".join(f"\n  {o.label}: {o.error}" for o in failed)
         raise BenchError(f"{len(failed)} of {len(cells)} cells failed:{lines}")
@@ -218,12 +299,14 @@ def pretrain(args: SuiteArgs, force: bool) -> None:
         raise BenchError(
             f"{suite.path}: no pretrain: section (add one, or -o 'pretrain={{}}' for the defaults)"
         )
+    check_devices(suite, [], args.device, stage=next(iter(specs.values())))
+    check_weights(suite, [])
     check_run_paths(args.tracking_uri, (Path(args.workdir), "the --workdir"))
     from bench.engine import store
     from bench.engine.pretrain import ensure_weights
     from bench.engine.tracking import client
 
-    uri, exp_id = store.prepare(args.tracking_uri, suite.name, None)
+    uri, exp_id = store.prepare(args.tracking_uri, suite.name, with_claims=False)
     workdir = Path(args.workdir).resolve()
     seeds: dict[str, list[str]] = {}
     for seed, spec in specs.items():
@@ -235,14 +318,17 @@ def pretrain(args: SuiteArgs, force: bool) -> None:
 
 
 def status(args: SuiteArgs, claims_uri: str | None) -> None:
-    """``bench status``: each cell of the grid, pending, running (where), finished or failed."""
+    """``bench status``: each cell of the grid, pending, running (where), finished or failed;
+    reads the stores (read-only ones too) and creates nothing (no store yet: all pending)."""
     suite = args.load()
-    from bench.engine import store
+    from bench.engine.claims import claims_uri as default_claims
     from bench.engine.status import cell_states
-    from bench.engine.tracking import client
+    from bench.engine.tracking import client, tracking_uri
 
-    uri, exp_id = store.prepare(args.tracking_uri, suite.name, claims_uri)
-    rows = cell_states(client(uri), exp_id, suite.cells, uri, claims_uri)
+    uri = tracking_uri(args.tracking_uri)
+    read = readable_uri(uri, TRACKING, "peek")
+    claims = readable_uri(default_claims(uri, claims_uri), CLAIMS, "peek")
+    rows = cell_states(client(read) if read else None, suite.name, suite.cells, claims)
     click.echo(tabulate(rows, headers=["#", "cell", "config hash", "state", "where / error"]))
     counts = Counter(row[3] for row in rows)
     click.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
@@ -259,15 +345,28 @@ class ReportArgs:
     formats: tuple[str, ...] = ("md",)
     reference: str | None = None
     readme: str | None = None  # a README whose main-job table is copied from the report
+    title: str | None = None  # the report's heading (default: the suite's name)
+    file_name: str | None = None  # its file name without suffix (default: from the title)
+    cells: tuple[str, ...] = ()  # only the runs of these config keys (default: all)
+    check_reference: bool = True  # the reference must be a row with runs (a flag's must)
 
 
 def report(args: ReportArgs, tracking_uri: str | None) -> None:
     """``bench report``: tables and figures from the MLflow runs, into ``--out``; with
-    ``--readme``, the suite's table copied into that README too."""
+    ``--readme``, the suite's table copied into that README too. Reads the store (a read-only
+    one too); ``--suite``, ``--dataset`` and ``--reference`` are checked against its runs."""
+    from bench.engine.tracking import tracking_uri as default_uri
+    from bench.report.readme import check_readme
+    from bench.report.table import check_row
+
     if args.readme and not args.suite_name:
         raise ConfigError("--readme", "copies one suite's table: give --suite too")
-    check_run_paths(tracking_uri, (Path(args.out), "the --out folder"))
-    make_reports(args, tracking_uri)
+    if args.readme:
+        check_readme(Path(args.readme))
+    if args.reference:
+        check_row("--reference", args.reference)
+    check_writable(Path(args.out), "the --out folder")
+    make_reports(args, readable_uri(default_uri(tracking_uri), TRACKING))
     if args.readme:
         from bench.report.export import slug_of
         from bench.report.readme import copy_table
@@ -277,36 +376,42 @@ def report(args: ReportArgs, tracking_uri: str | None) -> None:
 
 def make_reports(args: ReportArgs, uri: str | None) -> None:
     from bench.engine.tracking import client
-    from bench.report.commands import write_reports
+    from bench.report.commands import ReportScope, write_reports
 
-    formats = args.formats or ("md",)
+    scope = ReportScope(args.suite_name, args.dataset, set(args.cells), args.title, args.file_name)
     write_reports(
         client(uri),
-        args.suite_name,
-        args.dataset,
+        scope,
         Path(args.out),
         args.table,
-        formats,
+        args.formats,
         args.reference,
+        args.check_reference,
     )
 
 
 def compare(suite: str, a: str, b: str, allow_different: tuple[str, ...], uri: str | None) -> None:
     """``bench compare``: B - A per metric with its interval and p-value, for rows run alike
-    (or differing only in the ``allow_different`` settings)."""
-    from bench.engine.tracking import client
+    (or differing only in the ``allow_different`` settings); reads the store, a read-only one
+    too, and creates nothing."""
+    from bench.engine.tracking import client, tracking_uri
     from bench.report.commands import print_comparison
+    from bench.report.table import check_row
 
-    print_comparison(client(uri), suite, a, b, allow_different)
+    check_row("A", a)
+    check_row("B", b)
+    print_comparison(
+        client(readable_uri(tracking_uri(uri), TRACKING)), suite, a, b, allow_different
+    )
 
 
 def claims(suite: str, uri: str | None) -> None:
     """``bench claims``: the papers' claims on the suite's rows, each with bench's difference,
     its interval and a verdict (bench/report/papers/claims.yaml)."""
-    from bench.engine.tracking import client
+    from bench.engine.tracking import client, tracking_uri
     from bench.report.commands import print_claims
 
-    print_claims(client(uri), suite)
+    print_claims(client(readable_uri(tracking_uri(uri), TRACKING)), suite)
 
 
 @dataclass
@@ -328,16 +433,24 @@ class TuneArgs(SuiteArgs):
 
 def tune(args: TuneArgs) -> None:
     """``bench tune``: an Optuna study of the method on a validation split of training ids."""
-    METHODS.get(args.method)
+    if not known_method(args.method):
+        known = ", ".join(METHODS.names())
+        raise ConfigError("METHOD", f"expected one of {known} (got '{args.method}')")
+    if args.grace_period <= args.heartbeat_interval:
+        raise ConfigError(
+            "--grace-period",
+            f"expected more than --heartbeat-interval ({args.heartbeat_interval} s): a live "
+            f"trial's heartbeat may be that old (got {args.grace_period})",
+        )
     suite = args.load()
     if args.method not in suite.spec.methods:
         suite.spec.methods.append(args.method)
-    check_run_paths(
-        args.tracking_uri,
-        *store_folders(args.storage, "the tune storage"),
-        (Path(args.workdir), "the --workdir"),
-        (Path(args.out), "the --out folder"),
-    )
+    holdout = (args.val_fraction, args.seed)
+    check_devices(suite, suite.cells, args.device, stage=pretrain_spec(suite, None, holdout))
+    check_weights(suite, suite.cells)
+    folders = [(Path(args.workdir), "the --workdir"), (Path(args.out), "the --out folder")]
+    check_run_paths(args.tracking_uri, *folders)
+    check_store(args.storage, STORAGE, "write")
     from bench.engine.tracking import client
     from bench.engine.types import RunOptions
     from bench.tune.admission import finished_trials
@@ -392,6 +505,8 @@ def data_make(name: str, root: str | None, options: dict, difficulty: bool) -> N
     from bench.data.inspect import dataset_from_flags, describe, sharing
 
     dataset = dataset_from_flags(name, root, options, "make")
+    if not dataset.root.exists():
+        check_writable(dataset.root, "the dataset folder")
     start = time.perf_counter()
     dataset.prepare(progress=True)
     click.echo(f"{name}: ready in {time.perf_counter() - start:.1f} s at {dataset.root}")
@@ -421,9 +536,13 @@ def data_show(
     from bench.data.synthetic.sheet import contact_sheet
 
     dataset = dataset_from_flags(name, root, options, "show")
+    path = Path(out or f"reports/figures/{name}.png")
+    check_writable(path.parent, "the --out folder")
+    if not dataset.root.exists():
+        check_writable(dataset.root, "the dataset folder")
     dataset.prepare(progress=True)
     split = dataset.load_split(dataset.split_indices()[0])
-    path = contact_sheet(split, Path(out or f"reports/figures/{name}.png"), pairs, frames)
+    path = contact_sheet(split, path, pairs, frames)
     click.echo(f"wrote {path}")
 
 

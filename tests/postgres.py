@@ -71,6 +71,14 @@ class PostgresServer:
         log = str(self.tmp / "server.log")  # the server must not hold our pipes open
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", opts, "-w", "-t", "60", "start")
 
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every connection is cut, the server is down for about a
+        second, then answers again on the same port."""
+        log = str(self.tmp / "server.log")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", log, "-m", "fast", "-w", "-t", "60", "restart"
+        )
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

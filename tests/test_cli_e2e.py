@@ -141,7 +141,8 @@ def check_statistics_and_exports(root, table):
     assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]\s+[\d.]+", lines["mAP"])  # CI, p
     assert "Uncorrected: each of these 6 comparisons stands alone" in out
     bad = CliRunner().invoke(cli, ["compare", "tiny", "baseline", "stal"])
-    assert bad.exit_code == 1 and "no finished run of 'stal/default'" in bad.output
+    assert bad.exit_code == 1 and "Error: B: expected a row of suite 'tiny'" in bad.output
+    assert "(got 'stal/default')" in bad.output
 
     # a diverged cell: FAILED with its message, listed apart and never ranked
     failed = mlf.create_run(exp.experiment_id, run_name="synthetic-video/baseline/lr1e6/seed0")

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def tiny_suite(folder: Path, epochs: int = 1, ablations: bool = True, **extra) -> Path:
     """TINY with one seed: 2 cells (default and ce-only), or 1 without the ablation."""
     spec = copy.deepcopy(TINY)
-    spec.update(seeds=[0], **extra)
+    spec.update({"seeds": [0], **extra})
     if not ablations:
         spec["ablations"] = {}
     spec["defaults"]["train"].update(epochs=epochs, max_steps_per_epoch=1)

@@ -1,12 +1,26 @@
-"""Nothing lost, nothing false, nothing executed (issue 11).
+"""Nothing lost, nothing false, nothing executed (issues 11 and 25).
 
 Sections:
 1. Malformed inputs: each of many bad suites, patches and ``-o`` values gives one line
-   ``Error: FILE: KEY: ...`` through the real CLI, before any MLflow store or data exists.
+   ``Error: FILE: KEY: ...`` through the real CLI, before any MLflow store or data exists
+   (``tests/test_fuzzed_suites.py`` generates many more from the schema).
 2. Fast errors: validating a suite imports neither torch nor MLflow.
 3. Pickle: checkpoints and ``.npy`` files are never unpickled; bad files are named.
 4. Non-finite training: a NaN loss or gradient fails the cell (or skips the step, counted).
 5. Disks: unwritable folders are named before training; a full disk keeps the old file.
+6. Devices and DDP: an absent device, ``--ddp`` against ``data.p`` and the GPUs, and the
+   ``pretrain:`` stage's model and device, all refused before any cell, store or run.
+7. Stores: every URI of every command checked before any work (scheme, driver, an SQLite file
+   that is a database and can itself be written, a server that answers within seconds);
+   ``report``, ``compare`` and ``status`` read a read-only store; a library error that gets
+   past the checks is one line naming the store (``--debug`` shows the traceback).
+8. Flags: ``--reference``, ``--dataset`` and ``--suite`` against the runs there, flags a
+   launcher would ignore, ``bench tune``'s heartbeat against its grace period, click's own
+   errors as one line.
+9. Reports: a run with ``-o``, ``-O`` or ``-m`` writes beside the suite's report, never over
+   it; a kept ``## Reading`` over changed numbers is marked as written for an earlier table.
+10. Grids that end: ``--force`` with 2 and 4 workers, Ctrl-C in the driver (the workers stop,
+    their cells resumable), a PostgreSQL server restarted between and during cells.
 """
 
 from __future__ import annotations
@@ -635,15 +649,19 @@ def test_atomic_text_write_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("what", "args"),
+    ("what", "args", "flag"),
     [
-        ("the working directory", []),
-        ("the --workdir", ["--workdir", "{ro}/wd"]),
-        ("the tracking store's folder", ["--tracking-uri", "sqlite:///{ro}/mlflow.db"]),
+        ("the working directory", [], ""),
+        ("the --workdir", ["--workdir", "{ro}/wd"], ""),
+        (
+            "the MLflow tracking store's folder",
+            ["--tracking-uri", "sqlite:///{ro}/mlflow.db"],
+            "--tracking-uri: ",
+        ),
     ],
 )
 def test_an_unwritable_folder_is_named_before_training(
-    in_tmp, mount_tmpfs, monkeypatch, what, args
+    in_tmp, mount_tmpfs, monkeypatch, what, args, flag
 ):
     ro = mount_tmpfs(read_only=True)
     (in_tmp / S).write_text(yaml.safe_dump(SUITE))
@@ -653,7 +671,7 @@ def test_an_unwritable_folder_is_named_before_training(
     result = run_cli(["run", str(in_tmp / S), *args])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1, result.output
-    assert lines[0].startswith(f"Error: {ro}") and what in lines[0]
+    assert lines[0].startswith(f"Error: {flag}{ro}") and what in lines[0]
     assert "Read-only file system" in lines[0]
     assert not (in_tmp / "data").exists() and not (in_tmp / "mlflow.db").exists()
 
@@ -688,3 +706,627 @@ def test_payload_is_really_dangerous(tmp_path):
     marker = tmp_path / "pwned"
     pickle.loads(pickle.dumps(_Payload(marker)))
     assert marker.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Devices and DDP: checked before any work, for every command that runs cells
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """gpus(n): this machine shows n CUDA devices to torch (0: no CUDA), and no MPS."""
+
+    def show(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+    show(0)
+    return show
+
+
+def nothing_made(folder: Path) -> bool:
+    """No store, run, data, work dir or report was made in ``folder``."""
+    made = {"mlflow.db", "mlruns", "data", ".bench", "reports", "optuna.db", "mlflow-claims.db"}
+    return not made & {p.name for p in folder.iterdir()}
+
+
+def one_error(result) -> str:
+    """The single ``Error:`` line of a refused command (asserted: no traceback)."""
+    lines = result.output.strip().splitlines()
+    assert result.exit_code in (1, 2) and isinstance(result.exception, SystemExit), result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+STAGE = {"pretrain": {"train": {"epochs": 1}}}
+
+
+@pytest.mark.parametrize(
+    ("suite", "args", "shown", "n_gpus"),
+    [
+        (SUITE, ["--device", "cuda"], "Error: --device: expected a device of this machine: "
+         "CUDA is not available on this machine (got 'cuda')", 0),
+        (SUITE, ["--device", "mps"], "Error: --device: expected a device of this machine: MPS "
+         "is not available", 0),
+        (SUITE, ["--device", "gpu"], "Error: --device: expected auto, cpu, cuda, cuda:N or mps "
+         "(got 'gpu')", 0),
+        (patched("defaults.runtime.device", "cuda"), [], f"Error: {S}: defaults.runtime.device:"
+         " expected a device of this machine: CUDA is not available", 0),
+        (patched("ablations", {"baseline": [{"name": "m", "runtime": {"device": "mps"}}]}), [],
+         f"Error: {S}: ablations.baseline[0].runtime.device: expected a device", 0),
+        (SUITE, ["--device", "cuda:3"], "Error: --device: expected a device of this machine: "
+         "GPU 3 requested, 1 visible (got 'cuda:3')", 1),
+        (SUITE, ["--device", "cuda", "--ddp", "2"], "Error: --device: expected a device of this"
+         " machine: --ddp 2 needs 2 GPUs, 1 visible", 1),
+        (SUITE, ["--device", "cuda:0", "--ddp", "2"], "puts each rank on its own GPU", 2),
+        (patched("defaults.data.p", 3), ["--ddp", "2"], f"Error: {S}: defaults.data.p: expected"
+         " a multiple of --ddp 2: each of the 2 ranks takes p / 2 identities of every batch "
+         "(got 3)", 0),
+        (patched("defaults.train.sync_bn", True), ["--ddp", "2", "--device", "cpu"],
+         f"Error: {S}: defaults.train.sync_bn: expected false with --ddp 2 on the CPU", 0),
+        (SUITE, ["--ddp", "2", "--jobs", "2"], "Error: --ddp: trains one cell at a time", 0),
+        ({**SUITE, **STAGE}, ["--device", "cuda"], "Error: --device: expected a device", 0),
+    ],
+)  # fmt: skip
+def test_devices_and_ddp_are_checked_before_any_cell(in_tmp, gpus, suite, args, shown, n_gpus):
+    gpus(n_gpus)
+    (in_tmp / S).write_text(yaml.safe_dump(suite))
+    line = one_error(run_cli(["run", S, *args]))
+    assert line.startswith(shown) or shown in line, line
+    assert nothing_made(in_tmp)
+
+
+@pytest.mark.parametrize("command", [["pretrain", S], ["tune", "baseline", "--suite", S]])
+def test_pretrain_and_tune_check_the_device_before_any_run(in_tmp, gpus, command):
+    (in_tmp / S).write_text(yaml.safe_dump({**SUITE, **STAGE}))
+    line = one_error(run_cli([*command, "--device", "cuda"]))
+    assert line.startswith("Error: --device: expected a device of this machine: CUDA")
+    assert nothing_made(in_tmp)  # no FAILED stage run, no store
+
+
+def test_the_pretrain_stage_is_checked_like_a_cell(in_tmp):
+    """A stage patch that trains at a size the backbone cannot take, and stage weights that do
+    not exist (its cells start from the stage's output, so only the stage reads them)."""
+    small = {**SUITE, "pretrain": {"data": {"height": 8}}}
+    (in_tmp / S).write_text(yaml.safe_dump(small))
+    line = one_error(run_cli(["run", S, "--dry-run"]))
+    assert line.startswith(f"Error: {S}: pretrain.data.height: expected at least 16 pixels")
+    assert "pretrain: stage" in line
+    missing = patched("defaults.model.weights", "/no/such.pth")
+    (in_tmp / S).write_text(yaml.safe_dump({**missing, **STAGE}))
+    for command in (["run", S], ["pretrain", S]):
+        line = one_error(run_cli(command))
+        assert line.startswith(f"Error: {S}: defaults.model.weights: no such file")
+    assert nothing_made(in_tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Stores: every URI checked before any work (scheme, driver, writable, reachable)
+# ---------------------------------------------------------------------------------------------
+
+COMMANDS = {
+    "run": ["run", S],
+    "status": ["status", S],
+    "pretrain": ["pretrain", S],
+    "tune": ["tune", "baseline", "--suite", S],
+    "report": ["report"],
+    "compare": ["compare", "tiny", "baseline/default", "baseline/ce-only"],
+}
+BAD_URIS = [
+    ("nosuch://host/db", "expected a URI with one of the schemes"),
+    ("postgresql+psycopg2://u@127.0.0.1:1/db", "cannot reach"),
+    ("mysql://u@127.0.0.1:1/db", "the database driver 'MySQLdb'"),
+    ("sqlite:///afolder", "is a folder; expected an SQLite file"),
+    ("sqlite:///notadb.txt", "is not an SQLite database"),
+    ("http://127.0.0.1:1", "cannot reach the MLflow tracking store at http://127.0.0.1:1"),
+]
+
+
+def _store_case(in_tmp):
+    (in_tmp / S).write_text(yaml.safe_dump({**SUITE, **STAGE}))
+    (in_tmp / "afolder").mkdir()
+    (in_tmp / "notadb.txt").write_text("not a database\n")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize(("uri", "said"), BAD_URIS, ids=[u for u, _ in BAD_URIS])
+def test_a_bad_tracking_uri_is_one_line_for_every_command(in_tmp, command, uri, said):
+    _store_case(in_tmp)
+    line = one_error(run_cli([*COMMANDS[command], "--tracking-uri", uri]))
+    assert line.startswith("Error: --tracking-uri: ") and said in line, line
+    assert nothing_made(in_tmp)
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "uri", "said"),
+    [
+        ("run", "--claims-uri", "http://host/x", "expected a URI with one of the schemes sqlite"),
+        ("status", "--claims-uri", "sqlite:///afolder", "is a folder"),
+        ("run", "--claims-uri", "postgresql+psycopg2://u@127.0.0.1:1/db", "cannot reach"),
+        ("tune", "--storage", "optuna.db", "expected a URI with one of the schemes"),
+        ("tune", "--storage", "sqlite:///notadb.txt", "is not an SQLite database"),
+        ("tune", "--storage", "postgresql+nosuch://u@h/db", "unknown database driver"),
+        ("run", "--tracking-uri", "http://127.0.0.1:1", "cannot reach"),  # before --claims-uri
+    ],
+)
+def test_claims_and_optuna_uris_are_checked_too(in_tmp, command, flag, uri, said):
+    _store_case(in_tmp)
+    line = one_error(run_cli([*COMMANDS[command], flag, uri]))
+    assert line.startswith("Error: --") and said in line, line
+    assert nothing_made(in_tmp)
+
+
+def test_an_unreachable_server_is_refused_within_seconds(in_tmp, monkeypatch):
+    """A server that never answers (a listening socket that accepts nothing) costs the
+    preflight's timeout, not MLflow's minutes of retries."""
+    import socket
+    import time
+
+    from bench.preflight import stores
+
+    monkeypatch.setattr(stores, "TIMEOUT_S", 1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(0)
+    port = silent.getsockname()[1]
+    _store_case(in_tmp)
+    start = time.monotonic()
+    line = one_error(run_cli(["status", S, "--tracking-uri", f"http://127.0.0.1:{port}"]))
+    silent.close()
+    assert time.monotonic() - start < 10
+    assert line.startswith("Error: --tracking-uri: cannot reach") and "within 1 s" in line
+
+
+def store_with_runs(folder: Path, shift: float = 0.0) -> str:
+    """An MLflow store in ``folder`` (the working directory) with finished runs of suite 'tiny'
+    (two variants x two seeds, per-query results): what report, compare and status read, made
+    without training. ``shift`` moves every result (a changed table)."""
+    from bench.engine import store
+    from bench.engine.tracking import client
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    _, exp_id = store.prepare(uri, "tiny")
+    mlf = client(uri)
+    rng = np.random.default_rng(0)
+    for variant in ("default", "ce-only"):
+        for seed in (0, 1):
+            key = f"{variant}-{seed}-{shift}"
+            tags = {"suite": "tiny", "method": "baseline", "variant": variant, "seed": str(seed)}
+            tags.update(dataset="synthetic-video", split="0", protocol="p", config_key=key)
+            run = mlf.create_run(exp_id, tags={**tags, "config_hash": key}).info.run_id
+            first = rng.integers(1, 4, 8)
+            csv = "query,pid,camid,first,ap\n" + "".join(
+                f"{i},{i},0,{f},{1 / f}\n" for i, f in enumerate(first)
+            )
+            cmc = [float(np.mean(first <= r)) for r in range(1, 21)]
+            for name, text in (("per_query.csv", csv), ("cmc.yaml", yaml.safe_dump({"cmc": cmc}))):
+                (folder / name).write_text(text)
+                mlf.log_artifact(run, str(folder / name))
+                (folder / name).unlink()
+            mlf.log_metric(run, "R1", 100 * float(np.mean(first == 1)) + shift)
+            mlf.log_metric(run, "mAP", 100 * float(np.mean(1 / first)) + shift)
+            mlf.set_terminated(run, "FINISHED")
+    return uri
+
+
+def store_made_apart(folder: Path) -> None:
+    """:func:`store_with_runs` in a process of its own: no connection or cached MLflow store
+    of it is left in this one."""
+    code = "from pathlib import Path; from test_reliability import store_with_runs; "
+    code += "store_with_runs(Path.cwd())"
+    root = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": f"{root.parent}:{root}"}
+    subprocess.run([sys.executable, "-c", code], cwd=folder, env=env, check=True, timeout=300)
+
+
+def remount_read_only(point: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+
+
+def test_read_only_commands_work_on_a_read_only_store(in_tmp, mount_tmpfs, monkeypatch):
+    """report, compare and status read a store whose folder is read-only (SQLite must write
+    beside a WAL database even to read it: they read a private snapshot) and create nothing."""
+    disk = mount_tmpfs("64m")
+    monkeypatch.chdir(disk)
+    store_made_apart(disk)
+    (disk / S).write_text(yaml.safe_dump(SUITE))
+    before = sorted(p.name for p in disk.iterdir())
+    remount_read_only(disk)
+    out = in_tmp / "out"
+    report = run_cli(["report", "--suite", "tiny", "--out", str(out)])
+    assert report.exit_code == 0, report.output
+    assert "| baseline | ce-only" in (out / "tiny.md").read_text()
+    compare = run_cli(["compare", "tiny", "baseline/default", "baseline/ce-only"])
+    assert compare.exit_code == 0 and "B - A" in compare.output, compare.output
+    status = run_cli(["status", S])
+    assert status.exit_code == 0 and "pending" in status.output, status.output
+    assert sorted(p.name for p in disk.iterdir()) == before
+
+
+def test_a_read_only_store_file_is_refused_before_any_cell(in_tmp, monkeypatch):
+    """mlflow.db itself read-only (a read-only bind mount; its folder stays writable): the
+    commands that write say so in one line, before any cell; the ones that read work."""
+    store_with_runs(in_tmp)
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    db = in_tmp / "mlflow.db"
+    done = subprocess.run(["mount", "--bind", str(db), str(db)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (needs root): {done.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(db)], check=True)
+        for command in (["run", S], ["pretrain", S], ["tune", "baseline", "--suite", S]):
+            suite = {**SUITE, **STAGE} if command[0] == "pretrain" else SUITE
+            (in_tmp / S).write_text(yaml.safe_dump(suite))
+            line = one_error(run_cli(command))
+            assert line == (
+                f"Error: --tracking-uri: {db}: the MLflow tracking store is not writable "
+                "(Read-only file system)"
+            )
+        assert not (in_tmp / ".bench").exists() and not (in_tmp / "data").exists()
+        report = run_cli(["report", "--suite", "tiny", "--out", str(in_tmp / "out")])
+        assert report.exit_code == 0, report.output
+    finally:
+        subprocess.run(["umount", str(db)], check=False)
+
+
+def test_status_on_a_fresh_folder_creates_nothing(in_tmp):
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    result = run_cli(["status", S])
+    assert result.exit_code == 0 and "1 pending" in result.output, result.output
+    assert nothing_made(in_tmp)
+
+
+def test_a_library_error_is_one_line_naming_the_store_and_debug_shows_it(in_tmp):
+    """A store that passes the checks but that MLflow refuses (its schema from an unknown
+    MLflow version) ends in one line; ``bench --debug`` shows the traceback instead."""
+    import sqlite3
+
+    store_made_apart(in_tmp)
+    with sqlite3.connect(in_tmp / "mlflow.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'f00dfeed'")
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    line = one_error(run_cli(["status", S]))
+    assert line.startswith("Error: MLflow: Detected out-of-date database schema"), line
+    assert "check the tracking store (--tracking-uri)" in line and "--debug" in line
+    debug = CliRunner().invoke(cli, ["--debug", "status", S])
+    assert debug.exit_code == 1 and type(debug.exception).__name__ == "MlflowException"
+
+
+def test_explain_names_the_database_url_and_the_file():
+    import sqlalchemy as sa
+
+    from bench.engine.database import label_errors
+    from bench.errors import explain
+
+    label_errors()
+    engine = sa.create_engine("postgresql+psycopg2://bench:secret@127.0.0.1:1/db")
+    with pytest.raises(sa.exc.OperationalError) as err:
+        engine.connect()
+    line = explain(err.value)
+    assert (
+        line.startswith("postgresql+psycopg2://bench:***@127.0.0.1:1/db: ") and "secret" not in line
+    )
+    assert "(psycopg2.OperationalError); check that it is reachable" in line
+    try:
+        open("/proc/no/such/file")  # noqa: SIM115
+    except OSError as exc:
+        assert explain(exc).startswith("/proc/no/such/file: No such file or directory; check")
+    assert explain(KeyError("x")).startswith("internal error: KeyError: 'x'; this is a bug")
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. Flags: each checked against what it names, before anything is written
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--reference", "nosuch"], "Error: --reference: expected a row of suite 'tiny': "
+         "baseline/ce-only, baseline/default (got 'nosuch')"),
+        (["--reference", "baseline/nosuch"], "Error: --reference: expected a row of suite"),
+        (["--reference", "a/b/c"], "Error: --reference: expected METHOD or METHOD/VARIANT "
+         "(got 'a/b/c')"),
+        (["--dataset", "nosuch"], "Error: --dataset: expected a dataset with finished runs of "
+         "suite 'tiny': synthetic-video (got 'nosuch')"),
+        (["--suite", "nosuch"], "Error: --suite: expected one of the suites in the MLflow "
+         "store: tiny (got 'nosuch')"),
+        (["--readme", "README.md"], "Error: --readme: README.md: the README has no"),
+        (["--out", "afile"], "Error: --out: Directory 'afile' is a file"),
+    ],
+)  # fmt: skip
+def test_report_flags_are_checked_against_the_runs(in_tmp, args, shown):
+    store_with_runs(in_tmp)
+    (in_tmp / "README.md").write_text("# no table markers\n")
+    (in_tmp / "afile").write_text("x\n")
+    suite = [] if "--suite" in args else ["--suite", "tiny"]
+    line = one_error(run_cli(["report", *suite, *args]))
+    assert line.startswith(shown) or shown in line, line
+    assert not (in_tmp / "reports").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["nosuch.yaml", "baseline", "baseline/ce-only"], "Error: SUITE: expected a suite file"),
+        (["nosuch", "baseline", "baseline/ce-only"], "Error: SUITE: expected one of the suites"),
+        (["tiny", "a/b/c", "baseline"], "Error: A: expected METHOD or METHOD/VARIANT"),
+        (["tiny", "baseline", "baseline/nosuch"], "Error: B: expected a row of suite 'tiny'"),
+    ],
+)
+def test_compare_checks_its_arguments(in_tmp, args, shown):
+    store_with_runs(in_tmp)
+    assert one_error(run_cli(["compare", *args])).startswith(shown)
+
+
+def test_compare_and_report_never_create_a_store(in_tmp):
+    (in_tmp / S).write_text(yaml.safe_dump(patched("seeds", "x")))
+    line = one_error(run_cli(["compare", S, "baseline", "baseline/ce-only"]))
+    assert line.startswith(f"Error: {S}: seeds")
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    for command in (["compare", S, "baseline", "baseline/ce-only"], ["report"]):
+        line = one_error(run_cli(command))
+        assert line.startswith("Error: --tracking-uri: ") and "does not exist" in line
+    assert nothing_made(in_tmp)
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--jobs", "2", "--launcher", "local"], "Error: --jobs: --launcher local runs"),
+        (["--jobs", "2", "--launcher", "slurm"], "Error: --jobs: --launcher slurm runs"),
+        (["--partition", "gpu"], "Error: --partition: a Slurm setting: only with --launcher"),
+        (["--sbatch", "qos=high", "--jobs", "2"], "Error: --sbatch: a Slurm setting"),
+        (["--jobs", "x"], "Error: --jobs: expected a positive number or 'auto' (got 'x')"),
+        (["--ddp", "0"], "Error: --ddp: 0 is not in the range x>=1 ("),
+        (["--nope"], "Error: --nope: no such option; did you mean --force? ("),
+        (["-m", "nosuch"], "Error: --method: not methods of this suite: nosuch"),
+        (["--data-root", "afile"], "Error: --data-root: expected a folder"),
+    ],
+)
+def test_run_flags_that_would_be_ignored_or_wrong_are_refused(in_tmp, args, shown):
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    (in_tmp / "afile").write_text("x\n")
+    assert one_error(run_cli(["run", S, *args])).startswith(shown)
+    assert nothing_made(in_tmp)
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--grace-period", "5"], "Error: --grace-period: expected more than "
+         "--heartbeat-interval (10 s)"),
+        (["--heartbeat-interval", "30"], "Error: --grace-period: expected more than"),
+        (["--storage", "optuna.db"], "Error: --storage: expected a URI"),
+    ],
+)  # fmt: skip
+def test_tune_flags_are_checked(in_tmp, args, shown):
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    assert one_error(run_cli(["tune", "baseline", "--suite", S, *args])).startswith(shown)
+    assert one_error(run_cli(["tune", "nope", "--suite", S])).startswith("Error: METHOD:")
+    assert nothing_made(in_tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Reports: a changed run never overwrites the suite's report; a stale reading is marked
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_reading_over_changed_numbers_is_marked_once(in_tmp):
+    store_with_runs(in_tmp)
+    assert run_cli(["report", "--suite", "tiny"]).exit_code == 0
+    page = in_tmp / "reports" / "tiny.md"
+    page.write_text(page.read_text() + "\n## Reading\n\nHand-written.\n")
+    assert run_cli(["report", "--suite", "tiny"]).exit_code == 0
+    assert "Written for an earlier table" not in page.read_text()  # same numbers: no mark
+    store_with_runs(in_tmp, shift=5.0)  # newer runs of the cells: the table changes
+    for _ in range(2):
+        assert run_cli(["report", "--suite", "tiny"]).exit_code == 0
+        text = page.read_text()
+        assert text.count("Written for an earlier table") == 1 and "Hand-written." in text
+    reading = text[text.index("## Reading") :]
+    assert reading.index("Written for an earlier") < reading.index("Hand-written.")
+
+
+@pytest.mark.parametrize(
+    ("changes", "file", "title"),
+    [
+        ({}, "reports/tiny.md", "tiny"),
+        ({"overrides": ("train.epochs=2",)}, "reports/tiny@train.epochs=2.md",
+         "tiny (train.epochs=2)"),
+        ({"only": ("baseline",)}, "reports/tiny@-m_baseline.md", "tiny (-m baseline)"),
+        ({"overrides": ("seeds=[0, 3]",), "report_dir": "mine"}, "mine/tiny.md",
+         "tiny (seeds=[0, 3])"),
+    ],
+)  # fmt: skip
+def test_where_a_run_writes_its_report(in_tmp, changes, file, title):
+    """The suite's own configuration writes reports/SUITE.md; a run changed on the command
+    line writes beside it, named by its changes, or into --report-dir."""
+    from bench.runner import RunArgs, report_target
+
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    args = RunArgs(S, **changes)
+    target = report_target(args, args.load())
+    assert (Path(target.out) / f"{target.file_name}.md").as_posix() == file
+    assert target.title == title
+
+
+@pytest.mark.slow
+def test_a_run_with_overrides_leaves_the_committed_report_alone(in_tmp):
+    (in_tmp / S).write_text(yaml.safe_dump(SUITE))
+    committed = in_tmp / "reports" / "tiny.md"
+    committed.parent.mkdir()
+    committed.write_text("# tiny\n\n| committed table |\n\n## Reading\n\nThe committed reading.\n")
+    result = run_cli(["run", S, "-o", "train.lr=0.001"])
+    assert result.exit_code == 0, result.output
+    assert committed.read_text().startswith("# tiny\n\n| committed table |")
+    beside = in_tmp / "reports" / "tiny@train.lr=0.001.md"
+    assert (
+        beside.read_text().startswith("# tiny (train.lr=0.001)\n")
+        and f"wrote {beside.relative_to(in_tmp)}" in result.output
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Grids that end: --force with several workers, Ctrl-C, a database restarted mid-grid
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", [2, 4])
+def test_force_with_several_workers_ends_when_its_cells_do(tmp_path, jobs):
+    """With --force nothing is skipped and a cell finished by one worker of the launch is not
+    taken again; the other workers count it as ended elsewhere instead of waiting for it."""
+    from tests.test_parallel import assert_each_cell_finished_once, bench, finish, tiny_suite
+
+    tiny_suite(tmp_path)
+    args = ["run", "tiny.yaml", "--no-report", "--force", "--jobs", str(jobs)]
+    (out,) = finish([bench(tmp_path, *args)], timeout=400)
+    assert "done 2 running 0 failed 0 left 0" in out
+    assert_each_cell_finished_once(f"sqlite:///{tmp_path / 'mlflow.db'}", cells=2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # not a zombie
+
+
+class _Clock:
+    """A fake ``time`` whose sleeps pass at once and are recorded."""
+
+    def __init__(self):
+        self.now, self.waits = 0.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def _failing(*errors):
+    """A call that raises ``errors`` in turn, then answers."""
+    left = list(errors)
+
+    def call():
+        if left:
+            raise left.pop(0)
+        return "answer"
+
+    return call
+
+
+def test_a_lost_connection_is_retried_with_back_off_and_other_errors_are_not(monkeypatch):
+    import sqlalchemy as sa
+
+    from bench.engine import database
+
+    clock = _Clock()
+    monkeypatch.setattr(database, "time", clock)
+    lost = sa.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert database.retrying(_failing(lost, lost, lost), "test")() == "answer"
+    assert clock.waits == [0.5, 1.0, 2.0]
+    wrong = sa.exc.OperationalError("SELECT 1", {}, Exception("no such table: runs"))
+    with pytest.raises(sa.exc.OperationalError, match="no such table"):
+        database.retrying(_failing(wrong), "test")()  # not retried
+    with pytest.raises(sa.exc.OperationalError, match="server closed"):
+        database.retrying(_failing(*[lost] * 100), "test", budget_s=20.0)()
+    assert clock.waits[3:] == [0.5, 1.0, 2.0, 4.0, 8.0]  # then past the budget: raised as it came
+
+
+def finished_once(tracking_uri: str, cells: int) -> None:
+    """Each cell of 'tiny' has exactly one FINISHED run, and no run is left RUNNING (a run
+    interrupted before its first checkpoint stays KILLED beside its rerun)."""
+    from mlflow.tracking import MlflowClient
+
+    mlf = MlflowClient(tracking_uri)
+    runs = mlf.search_runs([mlf.get_experiment_by_name("tiny").experiment_id])
+    by_hash: dict[str, list[str]] = {}
+    for run in runs:
+        by_hash.setdefault(run.data.tags["config_hash"], []).append(run.info.status)
+    assert len(by_hash) == cells, by_hash
+    assert all(s.count("FINISHED") == 1 and "RUNNING" not in s for s in by_hash.values()), by_hash
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_driver_stops_the_workers_and_leaves_cells_resumable(tmp_path):
+    """SIGINT to the driver alone (as an IDE or `kill -INT` sends it): the workers stop
+    within seconds, their claims released and their runs KILLED; the next launch resumes."""
+    import signal
+
+    import sqlalchemy as sa
+
+    from tests.test_parallel import bench, claim_row, finish, tiny_suite, wait_for
+
+    tiny_suite(tmp_path, epochs=12)
+    driver = bench(tmp_path, "run", "tiny.yaml", "--no-report", "--jobs", "2")
+    claims_db = tmp_path / "mlflow-claims.db"
+
+    def training():
+        row = claim_row(claims_db)
+        folder = tmp_path / ".bench" / "cells" / row["cell_hash"] / row["token"] if row else None
+        return row if folder is not None and (folder / "checkpoint.pt").is_file() else None
+
+    row = wait_for(training, 400, "a cell's first checkpoint")
+    driver.send_signal(signal.SIGINT)
+    out, _ = driver.communicate(timeout=30)
+    assert driver.returncode != 0 and "Traceback" not in out, out[-3000:]
+    wait_for(lambda: not _alive(row["pid"]), 5, "the worker to stop")
+    engine = sa.create_engine(f"sqlite:///{claims_db}", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        states = {r[0] for r in conn.execute(sa.text("SELECT state FROM bench_claims"))}
+    assert states == {"released"}, states
+    (out,) = finish([bench(tmp_path, "run", "tiny.yaml", "--no-report")])
+    assert "resumed" in out
+    finished_once(f"sqlite:///{tmp_path / 'mlflow.db'}", cells=2)
+
+
+@pytest.mark.slow
+def test_a_postgresql_restart_mid_grid_costs_retries_not_cells(postgres, tmp_path):
+    """`pg_ctl restart` while cells train and again between them: the workers reconnect with
+    back-off; every cell finishes exactly once, no run is left RUNNING, no claim is lost."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from tests.test_parallel import bench, finish, tiny_suite, wait_for
+
+    db = postgres.url()
+    tiny_suite(tmp_path, epochs=4, seeds=[0, 1])
+    args = ["run", "tiny.yaml", "--no-report", "--jobs", "2", "--tracking-uri", db]
+    engine = sa.create_engine(db, poolclass=sa.pool.NullPool)
+
+    def states() -> list[str]:
+        try:
+            with engine.connect() as conn:
+                return [r[0] for r in conn.execute(sa.text("SELECT state FROM bench_claims"))]
+        except sa.exc.SQLAlchemyError:
+            return []
+
+    restarts = []
+
+    def restart_when(predicate, what) -> None:
+        wait_for(predicate, 400, what)
+        postgres.restart()
+        restarts.append(what)
+
+    def restarter() -> None:
+        restart_when(lambda: "running" in states(), "during a cell")
+        restart_when(lambda: "finished" in states(), "between cells")
+
+    thread = threading.Thread(target=restarter, daemon=True)
+    driver = bench(tmp_path, *args)
+    thread.start()
+    (out,) = finish([driver])
+    thread.join(60)
+    assert restarts == ["during a cell", "between cells"]
+    finished_once(db, cells=4)
+    assert states() == ["finished"] * 4
+    engine.dispose()

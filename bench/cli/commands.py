@@ -30,6 +30,13 @@ from bench.cli.options import (
 )
 @click.option("--no-report", is_flag=True, help="Do not print the table at the end.")
 @click.option(
+    "--report-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write the report here, named as the suite (default: reports/; a run changed by -o, "
+    "-O or -m writes reports/SUITE@CHANGES.md beside the suite's own report).",
+)
+@click.option(
     "-m", "--method", "only", multiple=True, help="Run only these of the suite's methods."
 )
 @device_option

@@ -37,8 +37,8 @@ def run_cell(
         return done
     claim = _claim(mlf, exp_id, cell, opts) if distributed.is_rank0() else None
     won, state, claimed_run, error, ckpt = distributed.on_rank0(lambda: _claim_view(claim))
-    if not won:
-        status = "failed" if state == "failed" else "busy"
+    if not won:  # another worker holds it, or ended it during this launch
+        status = {"failed": "failed", "finished": "elsewhere"}.get(state, "busy")
         return CellResult(cell, claimed_run or "", status, {}, error)
     with _holding(claim):
         return _run_claimed(mlf, exp_id, cell, opts, on_epoch, claim, where, ckpt)

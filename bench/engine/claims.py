@@ -27,6 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.engine.database import label_errors, retrying
 from bench.errors import BenchError
 
 log = logging.getLogger("bench")
@@ -82,15 +83,25 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 class ClaimStore:
-    """The claims table of one database (created on first use)."""
+    """The claims table of one database (created on first use). Every statement is retried
+    while the database is unreachable (:func:`bench.engine.database.retrying`); a retried
+    write that had committed shows as our own token in the row (:func:`acquire`,
+    :meth:`Claim._set`)."""
 
     def __init__(self, uri: str):
         self.uri = uri
+        label_errors()
         if uri.startswith("sqlite:"):
             self.engine = sa.create_engine(uri, connect_args={"timeout": 60})
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(uri, pool_pre_ping=True)
+        shown = self.engine.url.render_as_string(hide_password=True)
+        for name in ("get", "rows", "insert", "update"):
+            setattr(self, name, retrying(getattr(self, name), f"claims ({shown})"))
+        retrying(self._create, f"claims ({shown})")()
+
+    def _create(self) -> None:
         if not sa.inspect(self.engine).has_table(CLAIMS.name):
             try:
                 METADATA.create_all(self.engine)
@@ -106,8 +117,7 @@ class ClaimStore:
     def rows(self, exp_id: str) -> dict[str, dict]:
         """Every claim of an experiment, by config hash."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(CLAIMS).where(CLAIMS.c.experiment_id == exp_id))
-            return {r["cell_hash"]: dict(r) for r in rows.mappings()}
+            return _rows(conn, exp_id)
 
     def insert(self, values: dict) -> bool:
         try:
@@ -135,6 +145,25 @@ class ClaimStore:
 
 def _key(exp_id: str, cell_hash: str):
     return sa.and_(CLAIMS.c.experiment_id == exp_id, CLAIMS.c.cell_hash == cell_hash)
+
+
+def read_rows(uri: str, exp_id: str) -> dict[str, dict]:
+    """Every claim of an experiment, by config hash, without creating the table (none: no
+    claim yet)."""
+    label_errors()
+    engine = sa.create_engine(uri, poolclass=sa.pool.NullPool)
+    try:
+        if not sa.inspect(engine).has_table(CLAIMS.name):
+            return {}
+        with engine.connect() as conn:
+            return _rows(conn, exp_id)
+    finally:
+        engine.dispose()
+
+
+def _rows(conn, exp_id: str) -> dict[str, dict]:
+    rows = conn.execute(sa.select(CLAIMS).where(CLAIMS.c.experiment_id == exp_id))
+    return {r["cell_hash"]: dict(r) for r in rows.mappings()}
 
 
 @functools.lru_cache(maxsize=8)
@@ -225,11 +254,20 @@ class Claim:
 
     def _set(self, **values) -> bool:
         values["updated"] = time.time()
-        if not self.store.update(self._mine(), values):
+        if not self.store.update(self._mine(), values) and not self._already(values):
             self.lost.set()
             return False
         self.row.update(values)
         return True
+
+    def _already(self, values: dict) -> bool:
+        """True if the row holds our token and ``values`` (a retried write that committed)."""
+        row = self.store.get(self.row["experiment_id"], self.row["cell_hash"])
+        return (
+            row is not None
+            and row["token"] == self.row["token"]
+            and all(row[k] == v for k, v in values.items())
+        )
 
     def set_run(self, run_id: str) -> None:
         """Record the MLflow run this claim writes (the one a taker-over adopts)."""
@@ -301,9 +339,13 @@ def acquire(
             claims, {**new, **mine, "run_id": None, "previous_token": None}, True, lease_s, workdir
         )
     row = claims.get(exp_id, cell_hash)
+    if row is not None and row["token"] == mine["token"]:  # a retried insert that committed
+        return Claim(claims, row, True, lease_s, workdir)
     if row is None or not takeable(row, now, launch_time):
         return Claim(claims, row or {**new, **mine, "state": "running"}, False, lease_s, workdir)
     values = {**mine, "previous_token": row["token"], "takings": row["takings"] + 1}
     if not claims.swap(row, values):
-        return Claim(claims, claims.get(exp_id, cell_hash) or row, False, lease_s, workdir)
+        now_row = claims.get(exp_id, cell_hash) or row
+        won = now_row["token"] == mine["token"]  # a retried swap that committed
+        return Claim(claims, now_row, won, lease_s, workdir)
     return Claim(claims, {**row, **values}, True, lease_s, workdir)

@@ -26,17 +26,42 @@ from bench.errors import BenchError
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def device_problem(spec: str, ranks: int = 1) -> str | None:
+    """What keeps ``spec`` (``auto | cpu | cuda | cuda:N | mps``) from running on this machine
+    in ``ranks`` DDP processes (each on its own GPU), or None."""
+    kind, _, index = spec.partition(":")
+    if kind == "auto" and torch.cuda.is_available():
+        kind = "cuda"  # auto: the first visible GPU, cuda:LOCAL_RANK under DDP
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            return "CUDA is not available on this machine"
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            return f"GPU {index} requested, {count} visible"
+        if index and ranks > 1:
+            return f"--ddp {ranks} puts each rank on its own GPU: give cuda or auto, not {spec}"
+        if ranks > count:
+            return f"--ddp {ranks} needs {ranks} GPUs, {count} visible"
+    if kind == "mps" and not torch.backends.mps.is_available():
+        return "MPS is not available on this machine"
+    if kind == "mps" and ranks > 1:
+        return "DDP runs on CUDA GPUs or on the CPU, not on MPS"
+    return None
+
+
 def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
     """``auto`` = the first visible GPU (``cuda:LOCAL_RANK`` under DDP), else the CPU.
 
-    A requested accelerator that is not there is a BenchError naming the setting.
+    A requested accelerator that is not there is a BenchError naming the setting (the command
+    line checks every cell's device before any work: :mod:`bench.preflight.devices`).
     """
+    problem = device_problem(spec)
+    if problem is not None:
+        raise BenchError(f"runtime.device '{spec}': {problem}")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(spec)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BenchError(f"runtime.device '{spec}': CUDA is not available on this machine")
         index = device.index if device.index is not None else (local_rank or 0)
         if index >= torch.cuda.device_count():
             raise BenchError(
@@ -44,8 +69,6 @@ def resolve_device(spec: str, local_rank: int | None = None) -> torch.device:
                 f"{torch.cuda.device_count()} visible"
             )
         return torch.device("cuda", index)
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise BenchError(f"runtime.device '{spec}': MPS is not available on this machine")
     return device
 
 

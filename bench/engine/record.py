@@ -90,25 +90,28 @@ def open_run(
     mlf, exp_id: str, cell: Cell, opts: RunOptions, tags: dict, claim: claims.Claim
 ) -> tuple[str, bool]:
     """(run id, resumed?): adopt the previous owner's run if it left a checkpoint, else start
-    a run with the resolved config as params; other RUNNING runs of this hash are orphans of
-    dead workers and closed as KILLED. The run is recorded in the claim and tagged."""
+    a run with the resolved config as params; other RUNNING runs of this hash are orphans (of
+    dead workers, or of a create retried after its reply was lost) and closed as KILLED. The
+    run is recorded in the claim and tagged."""
     resumed = not opts.force and claim.run_id is not None and claim.inherit_checkpoint()
-    for run in runs_with_hash(mlf, exp_id, cell.config_hash, ("RUNNING",)):
-        if not resumed or run.info.run_id != claim.run_id:
-            mlf.set_terminated(run.info.run_id, status="KILLED")
     if resumed:
         run_id = claim.run_id
         mlf.update_run(run_id, status="RUNNING")
-    else:
+    else:  # tagged at once: a create retried after a lost reply leaves a run found below
         run_id = start_run(mlf, exp_id, cell)
+    for run in runs_with_hash(mlf, exp_id, cell.config_hash, ("RUNNING",)):
+        if run.info.run_id != run_id:
+            mlf.set_terminated(run.info.run_id, status="KILLED")
     claim.set_run(run_id)
     set_tags(mlf, run_id, tags)
     return run_id, resumed
 
 
 def start_run(mlf, exp_id: str, cell: Cell) -> str:
-    """A new run of the cell, named by its label, with its resolved config as params."""
-    run_id = mlf.create_run(exp_id, run_name=cell.run_name).info.run_id
+    """A new run of the cell, named by its label and tagged with its config hash at creation,
+    with its resolved config as params."""
+    hashed = {"config_hash": cell.config_hash}
+    run_id = mlf.create_run(exp_id, run_name=cell.run_name, tags=hashed).info.run_id
     params = flatten(cell.resolved())
     mlf.log_batch(run_id, params=[param(k, v) for k, v in params.items()])
     return run_id

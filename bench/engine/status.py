@@ -35,17 +35,20 @@ def stale_state(mlf, exp_id: str, cell: Cell) -> tuple[str, str] | None:
     return "stale", f"run {runs[0].info.run_id} by code {code}; reused only with --reuse-stale"
 
 
-def cell_states(mlf, exp_id: str, cells: list[Cell], uri: str, claims_uri: str | None):
-    """One row per cell: #, label, config hash, state, where / error."""
-    rows = claims.store(claims.claims_uri(uri, claims_uri)).rows(exp_id)
+def cell_states(mlf, experiment: str, cells: list[Cell], claims_uri: str | None):
+    """One row per cell: #, label, config hash, state, where / error. ``mlf`` None (no store
+    yet) or an experiment not in it: every cell is pending; nothing is created."""
+    exp = mlf.get_experiment_by_name(experiment) if mlf is not None else None
+    exp_id = exp.experiment_id if exp is not None else None
+    rows = claims.read_rows(claims_uri, exp_id) if claims_uri and exp_id else {}
     now, out = time.time(), []
     for i, cell in enumerate(cells):
-        finished = runs_with_hash(mlf, exp_id, cell.config_hash, ("FINISHED",))
+        finished = runs_with_hash(mlf, exp_id, cell.config_hash, ("FINISHED",)) if exp_id else []
         if finished:
             state, detail = "finished", f"run {finished[0].info.run_id}"
         else:
             state, detail = describe(rows.get(cell.config_hash), now)
-        if state == "pending":
+        if state == "pending" and exp_id:
             state, detail = stale_state(mlf, exp_id, cell) or (state, detail)
         out.append([i + 1, cell.label, cell.config_hash, state, detail])
     return out

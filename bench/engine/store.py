@@ -9,8 +9,11 @@ nothing. Several plain ``bench run`` processes are each a driver; the lock order
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,13 +74,28 @@ def _experiment(mlf, name: str) -> str:
         return exp.experiment_id
 
 
-def prepare(uri: str | None, experiment: str, claims_uri: str | None = None) -> tuple[str, str]:
-    """(absolute tracking URI, experiment id), with the store, the experiment and the claims
-    table created if missing; safe when several drivers start at once."""
+def prepare(
+    uri: str | None, experiment: str, claims_uri: str | None = None, with_claims: bool = True
+) -> tuple[str, str]:
+    """(absolute tracking URI, experiment id), with the store, the experiment and (unless not
+    ``with_claims``) the claims table created if missing; safe when several drivers start at
+    once."""
     uri = tracking_uri(uri)
     with store_lock(uri):
         mlf = client(uri)
         exp_id = _experiment(mlf, experiment)
         _wal(uri)
-        claims.store(claims.claims_uri(uri, claims_uri))
+        if with_claims:
+            claims.store(claims.claims_uri(uri, claims_uri))
     return uri, exp_id
+
+
+def snapshot(db: Path) -> str:
+    """A ``sqlite:///`` URI of a private copy of the SQLite store ``db`` (with its write-ahead
+    log), for reading a store whose file or folder cannot be written; removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-read-only-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for name in (db.name, f"{db.name}-wal"):
+        if (db.parent / name).exists():
+            shutil.copyfile(db.parent / name, folder / name)
+    return f"sqlite:///{folder / db.name}"

@@ -30,15 +30,25 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 def client(uri: str | None = None):
-    """An MlflowClient on the store (created on first use, in this process)."""
+    """An MlflowClient on the store (created on first use, in this process) whose calls retry
+    a lost database (:class:`bench.engine.database.RetryingClient`)."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from bench.engine.database import RetryingClient, label_errors
+
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri(uri))
-    return MlflowClient(tracking_uri(uri))
+    # MLflow logs each database error with its traceback; bench retries it or says it in a line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    label_errors()
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri(uri))  # for the fluent API (mlflow.search_runs)
+    if before is None:  # MLflow also exports it: a later command would inherit this store
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    return RetryingClient(MlflowClient(tracking_uri(uri)))
 
 
 def experiment_id(mlf, name: str) -> str:

@@ -40,7 +40,9 @@ class RunOptions:
 class CellResult:
     cell: Cell
     run_id: str
-    status: str  # "finished", "resumed", "skipped", "reused"; not claimed: "busy", "failed"
+    # "finished", "resumed", "skipped", "reused"; not claimed: "busy", "failed", "elsewhere"
+    # (finished by another worker during this launch: with --force it is not skipped)
+    status: str
     metrics: dict[str, float]
     error: str = ""
     note: str = ""  # what a reused stale run was

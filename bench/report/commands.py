@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
 import pandas as pd
 from tabulate import tabulate
 
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.report.alike import Setting, differing, known_settings
 from bench.report.export import write
 from bench.report.machines import MachineRows, describe, machine_rows
@@ -30,29 +30,45 @@ from bench.report.table import (
 from bench.report.verdicts import suite_claims
 
 
+@dataclass
+class ReportScope:
+    """Which runs a report shows, and what it is called."""
+
+    suite: str | None = None  # an experiment (default: every suite)
+    dataset: str | None = None
+    cells: set[str] = field(default_factory=set)  # config keys (default: every cell's runs)
+    title: str | None = None  # the heading (default: the suite's name)
+    file_name: str | None = None  # the files' name without suffix (default: from the title)
+
+
 def write_reports(
     mlf,
-    suite: str | None,
-    dataset: str | None,
+    scope: ReportScope,
     out: Path,
     print_table: bool,
     formats: tuple[str, ...] = ("md",),
     reference: str | None = None,
+    strict: bool = False,
 ) -> None:
-    """One report per suite, in each format; the tables printed when asked."""
-    df = load_runs(mlf, suite, dataset)
-    failed = load_failed(mlf, suite, dataset)
+    """One report per suite, in each format; the tables printed when asked. Nothing is
+    written unless the scope has runs and, when ``strict``, the reference row is one."""
+    df = load_runs(mlf, scope.suite, scope.dataset, scope.cells)
+    failed = load_failed(mlf, scope.suite, scope.dataset, scope.cells)
     if df.empty:
-        where = f" for suite '{suite}'" if suite else ""
+        check_scope(mlf, scope)
+        where = f" for suite '{scope.suite}'" if scope.suite else ""
         extra = f" ({len(failed)} failed: {', '.join(_errors(failed))})" if len(failed) else ""
         raise BenchError(
             f"no finished runs{where} in the MLflow store{extra}; run `bench run SUITE` first"
         )
+    if strict and reference:
+        check_reference(df, reference)
     for name, runs in df.groupby("tags.suite"):
         fails = failed[failed["tags.suite"] == name] if len(failed) else failed
-        title = name if not dataset else f"{name}-{dataset}"
+        title = scope.title or (name if not scope.dataset else f"{name}-{scope.dataset}")
         report = build_report(mlf, runs, fails, title, reference)
-        paths = write(mlf, report, out, formats)
+        report.file_name = scope.file_name or ""
+        paths = write(mlf, report, out, formats or ("md",))
         if print_table:
             click.echo(f"\n## {name}\n\n{to_markdown(report.results)}\n")
             if report.claims is not None:
@@ -63,6 +79,40 @@ def write_reports(
             click.echo(f"wrote {path}")
 
 
+def check_scope(mlf, scope: ReportScope, suite_flag: str = "--suite") -> None:
+    """A ``--suite`` that is no experiment of the store, or a ``--dataset`` none of its runs
+    is on, as a ConfigError naming the flag and what there is."""
+    suites = sorted(e.name for e in mlf.search_experiments() if e.name != "Default")
+    if scope.suite is not None and scope.suite not in suites:
+        raise ConfigError(
+            suite_flag,
+            f"expected one of the suites in the MLflow store: "
+            f"{', '.join(suites) or 'none'} (got '{scope.suite}')",
+        )
+    if scope.dataset is not None:
+        runs = load_runs(mlf, scope.suite)
+        datasets = sorted(set(runs["tags.dataset"])) if not runs.empty else []
+        if scope.dataset not in datasets:
+            where = f" of suite '{scope.suite}'" if scope.suite else ""
+            raise ConfigError(
+                "--dataset",
+                f"expected a dataset with finished runs{where}: "
+                f"{', '.join(datasets) or 'none'} (got '{scope.dataset}')",
+            )
+
+
+def check_reference(df: pd.DataFrame, reference: str) -> None:
+    """The reference row has runs in every suite reported."""
+    row = parse_row(reference)
+    for name, runs in df.groupby("tags.suite"):
+        rows = set(zip(runs["tags.method"], runs["tags.variant"], strict=True))
+        if row not in rows:
+            shown = ", ".join("/".join(r) for r in sorted(rows))
+            raise ConfigError(
+                "--reference", f"expected a row of suite '{name}': {shown} (got '{reference}')"
+            )
+
+
 def _errors(failed: pd.DataFrame) -> list[str]:
     names = failed.get("tags.mlflow.runName", failed["tags.config_hash"])
     errors = failed.get("tags.error", pd.Series(["?"] * len(failed), index=failed.index))
@@ -70,11 +120,13 @@ def _errors(failed: pd.DataFrame) -> list[str]:
 
 
 def experiment_name(suite: str) -> str:
-    """A suite file's name, or the argument itself (an experiment name)."""
+    """A suite file's name (the file validated), or the argument itself (an experiment name)."""
     if Path(suite).is_file():
         from bench.suite.load import load_suite
 
         return load_suite(suite).name
+    if Path(suite).suffix in (".yaml", ".yml") or "/" in suite:
+        raise ConfigError("SUITE", f"expected a suite file or a suite's name (got '{suite}')")
     return suite
 
 
@@ -96,13 +148,16 @@ def compare_rows(mlf, suite: str, a: str, b: str, allow_different: tuple[str, ..
     name = experiment_name(suite)
     df = load_runs(mlf, name)
     if df.empty:
+        check_scope(mlf, ReportScope(suite=name), "SUITE")
         raise BenchError(f"no finished runs of suite '{name}' in the MLflow store")
     row_a, row_b = parse_row(a), parse_row(b)
     present = sorted(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
-    for row in (row_a, row_b):
+    for arg, row in (("A", row_a), ("B", row_b)):
         if row not in present:
             known = ", ".join("/".join(r) for r in present)
-            raise BenchError(f"suite '{name}': no finished run of '{'/'.join(row)}'; rows: {known}")
+            raise ConfigError(
+                arg, f"expected a row of suite '{name}': {known} (got '{'/'.join(row)}')"
+            )
     allowed = check_allowed(df, allow_different)
     differ = [s for _, runs in df.groupby("tags.dataset") for s in differing(runs, row_a, row_b)]
     refused = [s for s in differ if s.name not in allowed]
@@ -127,9 +182,9 @@ def check_allowed(df: pd.DataFrame, allow_different: tuple[str, ...]) -> set[str
     names = {n.strip() for item in allow_different for n in item.split(",") if n.strip()}
     unknown = sorted(names - known_settings(df))
     if unknown:
-        raise BenchError(
-            "--allow-different: expected settings of these runs, e.g. train.epochs "
-            f"(got {', '.join(unknown)})"
+        raise ConfigError(
+            "--allow-different",
+            f"expected settings of these runs, e.g. train.epochs (got {', '.join(unknown)})",
         )
     return names
 

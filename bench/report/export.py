@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import html
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +31,11 @@ from bench.report.training import mean_curves
 FORMATS = ("md", "latex", "csv", "html")
 SUFFIX = {"md": ".md", "latex": ".tex", "csv": ".csv", "html": ".html"}
 READING = "\n## Reading"
+#: Put at the top of a kept reading when the table above it changed since it was written.
+STALE_MARK = (
+    "> **Written for an earlier table.** The numbers above changed after this reading was "
+    "written (`bench report` regenerated them); check it against them before relying on it."
+)
 RUN_COLUMNS = {
     "run_id": "run_id",
     "tags.suite": "suite",
@@ -46,7 +53,7 @@ RUN_COLUMNS = {
 def make_figures(mlf, report: Report, out_dir: Path) -> None:
     """CMC curves per dataset, the re-ranking gain where runs re-ranked, and the
     sequence-length heat maps, into ``out_dir/figures``; recorded on the report."""
-    df, slug = report.runs, slug_of(report.name)
+    df, slug = report.runs, file_name(report)
     figures = out_dir / "figures"
     for ds in dict.fromkeys(df["tags.dataset"]):
         curves = mean_cmc_curves(mlf, df, ds)
@@ -98,12 +105,26 @@ def stress_figures(report: Report, figures: Path) -> None:
             report.figures.append((f"probes by {sweep.nuisance}", path))
 
 
+def file_slug(text: str, limit: int = 60) -> str:
+    """Any text (a run's overrides) as a file-name part: letters, digits and ``._=+-`` kept,
+    the rest as ``_``; a long one shortened with a hash of the whole."""
+    safe = re.sub(r"[^A-Za-z0-9._=+-]+", "_", text).strip("_")
+    if len(safe) <= limit:
+        return safe
+    return f"{safe[: limit - 9]}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
 def slug_of(name: str) -> str:
     """A file-name part and link target: no '/', spaces or parentheses ('stal (seqlen)' as
     'stal-seqlen'), and a cross-dataset 'a→b' as 'a-to-b'."""
     for old, new in (("/", "-"), ("→", "-to-"), (" (", "-"), ("(", "-"), (")", ""), (" ", "-")):
         name = name.replace(old, new)
     return name
+
+
+def file_name(report: Report) -> str:
+    """The report's files' name, without suffix."""
+    return report.file_name or slug_of(report.name)
 
 
 def _sections(report: Report) -> list[tuple[str, object]]:
@@ -190,26 +211,36 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
                     writer.writerow([*(run[c] for c in cols), metric[8:], run[metric]])
 
 
-def kept_reading(path: Path) -> str:
-    """A hand-written '## Reading' section of an existing report survives regeneration."""
+def kept_reading(path: Path, page: str) -> str:
+    """A hand-written '## Reading' section of an existing report survives regeneration; when
+    the generated part above it changed (``page`` is the new one), the reading is marked as
+    written for an earlier table (once)."""
     if not path.is_file():
         return ""
     text = path.read_text()
-    return text[text.index(READING) :] if READING in text else ""
+    if READING not in text:
+        return ""
+    start = text.index(READING)
+    reading = text[start:]
+    if text[:start] == page or STALE_MARK in reading:
+        return reading
+    heading, _, body = reading.partition("\n\n")
+    return f"{heading}\n\n{STALE_MARK}\n\n{body}"
 
 
 def write(mlf, report: Report, out_dir: Path, formats: tuple[str, ...] = ("md",)) -> list[Path]:
     """Write the report in each format into ``out_dir``; the written paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    base = out_dir / slug_of(report.name)
+    name = file_name(report)  # may hold dots (an override's key): never Path.with_suffix
     if {"md", "html"} & set(formats):
         make_figures(mlf, report, out_dir)
-    reading = kept_reading(base.with_suffix(".md"))
+    page = to_markdown_page(report, out_dir)
+    reading = kept_reading(out_dir / f"{name}.md", page)
     paths = []
     for fmt in formats:
-        path = base.with_suffix(SUFFIX[fmt])
+        path = out_dir / f"{name}{SUFFIX[fmt]}"
         if fmt == "md":
-            write_text(path, to_markdown_page(report, out_dir) + reading)
+            write_text(path, page + reading)
         elif fmt == "latex":
             write_text(path, to_latex_page(report))
         elif fmt == "html":

@@ -41,6 +41,14 @@ def _markers(lines: list[str]) -> tuple[int, int]:
     return start, end
 
 
+def check_readme(readme: Path) -> None:
+    """The README has the markers its table goes between (checked before any report)."""
+    try:
+        _markers(readme.read_text(encoding="utf-8").splitlines())
+    except BenchError as exc:
+        raise BenchError(f"--readme: {readme}: {exc}") from exc
+
+
 def copy_table(report: Path, readme: Path) -> None:
     """Put the first table of ``report`` between the markers of ``readme``."""
     table = first_table(report.read_text(encoding="utf-8"))

@@ -7,6 +7,7 @@ bench.report.export."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from bench.errors import ConfigError
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
 from bench.report.alike import Setting, differing
 from bench.report.cost import claims_table, cost_caption, cost_columns
@@ -32,6 +34,7 @@ from bench.report.training import (
     val_curves,
 )
 from bench.report.verdicts import suite_claims
+from bench.suite.schema import ROW_PATTERN
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -44,9 +47,12 @@ Row = tuple[str, str]  # (method, variant)
 DEFAULT_REFERENCE: Row = ("baseline", "default")
 
 
-def load_runs(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
-    """Finished cell runs (not tuning trials) of one suite, or of every suite, as a frame."""
-    df = _search(mlf, suite, dataset, "FINISHED")
+def load_runs(
+    mlf, suite: str | None = None, dataset: str | None = None, keys: set[str] | None = None
+) -> pd.DataFrame:
+    """Finished cell runs (not tuning trials) of one suite, or of every suite, as a frame;
+    with ``keys``, only the runs of those configs (``config_key``)."""
+    df = _keyed(_search(mlf, suite, dataset, "FINISHED"), keys)
     if df.empty:
         return df
     # the newest run of a config counts (a --force rerun, or one by newer code, replaces it)
@@ -80,9 +86,15 @@ def config_keys(df: pd.DataFrame) -> pd.Series:
     return df["tags.config_key"].fillna(keys) if "tags.config_key" in df else keys
 
 
-def load_failed(mlf, suite: str | None = None, dataset: str | None = None) -> pd.DataFrame:
+def _keyed(df: pd.DataFrame, keys: set[str] | None) -> pd.DataFrame:
+    return df if df.empty or not keys else df[config_keys(df).isin(keys)]
+
+
+def load_failed(
+    mlf, suite: str | None = None, dataset: str | None = None, keys: set[str] | None = None
+) -> pd.DataFrame:
     """FAILED cell runs whose config has no finished run (the newest per config)."""
-    failed = _search(mlf, suite, dataset, "FAILED")
+    failed = _keyed(_search(mlf, suite, dataset, "FAILED"), keys)
     if failed.empty:
         return failed
     finished = _search(mlf, suite, dataset, "FINISHED")
@@ -134,6 +146,12 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
     )
     wide = stats.unstack("tags.dataset")
     return wide.reorder_levels(["tags.dataset", "metric", "stat"], axis=1).sort_index(axis=1)
+
+
+def check_row(flag: str, text: str) -> None:
+    """``text`` is METHOD or METHOD/VARIANT, else a ConfigError naming ``flag``."""
+    if not re.match(ROW_PATTERN, text):
+        raise ConfigError(flag, f"expected METHOD or METHOD/VARIANT (got {text!r})")
 
 
 def parse_row(text: str) -> Row:
@@ -492,6 +510,7 @@ class Report:
     costs: Table | None = None  # the papers' cost claims beside the measured cost
     training: Table | None = None  # validation curves' ends, convergence, gates
     curves: dict[str, list[float]] = field(default_factory=dict)  # run id -> val.mAP by epoch
+    file_name: str = ""  # the files' name without suffix (default: from the name)
 
 
 def resolve_reference(df: pd.DataFrame, reference: str | None) -> Row:

@@ -21,7 +21,7 @@ from bench.data.build import build_dataset
 from bench.data.validation import held_out_count
 from bench.errors import ConfigError
 from bench.suite.schema import Cell, CrossSpec, Suite, dataset_spec
-from bench.suite.warmstart import is_ref
+from bench.suite.warmstart import is_ref, pretrain_spec
 
 
 def key_path(suite: Suite, cell: Cell, section: str, field: str) -> str:
@@ -92,9 +92,14 @@ def check_backbones(suite: Suite, cells: list[Cell]) -> None:
 
 def check_weights(suite: Suite, cells: list[Cell]) -> None:
     """``model.weights`` files exist, ``model.pretrained`` weights are cached or the hub answers
-    (one short probe): a property of this machine, so checked only before running."""
+    (one short probe), for the cells and the ``pretrain:`` stage's starting point: a property
+    of this machine, so checked only before running."""
     from bench.models.backbone import check_weights as problem_of
 
+    if suite.spec.pretrain is not None:  # the stage starts from defaults.model
+        problem = problem_of(suite.spec.defaults.model)
+        if problem is not None:
+            raise ConfigError(f"{suite.path}: defaults.model.{problem[0]}", problem[1])
     for cell in {c.sections.model.model_dump_json(): c for c in cells}.values():
         if is_ref(cell.sections.model.weights):
             continue  # the suite's pretrain stage makes this file before the cells run
@@ -104,6 +109,23 @@ def check_weights(suite: Suite, cells: list[Cell]) -> None:
             raise ConfigError(f"{suite.path}: {key_path(suite, cell, 'model', field)}", message)
 
 
+def check_stage(suite: Suite, data_root: str | None) -> None:
+    """The ``pretrain:`` stage's backbone takes its input size, as a cell's must."""
+    from bench.models.backbone import check_backbone
+
+    spec = pretrain_spec(suite, data_root)
+    if spec is None:
+        return
+    problem = check_backbone(spec.model, spec.data.height, spec.data.width)
+    if problem is not None:
+        field, message = problem
+        section = "data" if field in ("height", "width") else "model"
+        patched = section == "data" and field in suite.spec.pretrain.data
+        key = f"pretrain.data.{field}" if patched else f"defaults.{section}.{field}"
+        raise ConfigError(f"{suite.path}: {key}", f"{message}, in the pretrain: stage")
+
+
 def check_cells(suite: Suite, cells: list[Cell], data_root: str | None) -> None:
     check_datasets(suite, cells, data_root)
     check_backbones(suite, cells)
+    check_stage(suite, data_root)

@@ -23,17 +23,28 @@ from bench.suite.yaml import deep_merge, parse_yaml, read_yaml
 
 
 def set_path(tree: dict, dotted: str, value: Any) -> None:
-    """Set ``a.b.c`` in a nested dict; a path not starting at a root key goes under defaults
-    (so ``train.epochs=2`` means ``defaults.train.epochs``)."""
-    keys = dotted.split(".")
+    """Set ``a.b.c`` in a nested dict (a number indexes a list: ``datasets.0.train_ids``); a
+    path not starting at a root key goes under defaults (``train.epochs=2`` means
+    ``defaults.train.epochs``)."""
+    keys: list[Any] = dotted.split(".")
     if keys[0] not in ROOT_KEYS:
         keys = ["defaults", *keys]
-    node = tree
-    for key in keys[:-1]:
-        node = node.setdefault(key, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"-o {dotted}", f"'{key}' is not a mapping")
-    node[keys[-1]] = value
+    node: Any = tree
+    for i, key in enumerate(keys):
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(
+                    f"-o {dotted}", f"expected an index 0..{len(node) - 1} of '{keys[i - 1]}'"
+                )
+            key = keys[i] = int(key)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"-o {dotted}", f"'{keys[i - 1]}' is not a mapping")
+        if i == len(keys) - 1:
+            node[key] = value
+        elif isinstance(node, list):
+            node = node[key]
+        else:
+            node = node.setdefault(key, {})
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -85,7 +96,6 @@ def check_names(suite: Suite) -> None:
                 raise ConfigError(
                     f"{where}: {key}.{method}", f"method '{method}' is not in this suite's methods"
                 )
-    check_reference(suite)
     for method, variants in spec.ablations.items():
         names = [v.get("name") for v in variants]
         for i, name in enumerate(names):
@@ -94,6 +104,7 @@ def check_names(suite: Suite) -> None:
                     f"{where}: ablations.{method}[{i}].name",
                     "expected a unique, non-empty variant name other than 'default'",
                 )
+    check_reference(suite)  # after the variant names: it lists them
 
 
 def check_datasets_named(suite: Suite) -> None:

@@ -93,11 +93,15 @@ DatasetEntry = Annotated[
 ]
 
 
+#: A row of a report: METHOD or METHOD/VARIANT.
+ROW_PATTERN = r"^[^/\s]+(/[^/\s]+)?$"
+
+
 class ReportSpec(BaseModel):
     """How the suite's report is made: the reference row of the Δ columns (METHOD/VARIANT)."""
 
     model_config = ConfigDict(extra="forbid")
-    reference: str | None = Field(default=None, pattern=r"^[^/\s]+(/[^/\s]+)?$")
+    reference: str | None = Field(default=None, pattern=ROW_PATTERN)
 
 
 class SuiteFile(BaseModel):

@@ -190,6 +190,12 @@ def pretrain_spec(
         data = DataConfig.model_validate(deep_merge(defaults.data.model_dump(), cfg.data))
     except ValidationError as exc:
         raise_validation(suite.path, exc, ("pretrain", "data"))
+    if "val_fraction" in cfg.train:
+        raise ConfigError(
+            f"{suite.path}: pretrain.train.val_fraction",
+            "expected none: the stage trains on every training identity (bench tune holds out "
+            f"its own validation identities) (got {cfg.train['val_fraction']!r})",
+        )
     train_patch = deep_merge(deep_merge(defaults.train.model_dump(), STAGE_TRAIN), cfg.train)
     holdout = holdout if entry is suite.spec.datasets[0] else None
     fraction = holdout[0] if holdout else 0.0  # never a patch's: all training ids, or a tune's

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import numpy as np
 import optuna
 from tqdm.auto import tqdm
 
+from bench.engine.executors.processes import interruptible, stop_processes
 from bench.errors import BenchError
 from bench.tune.admission import finished_trials
 
@@ -71,20 +73,36 @@ def run_processes(
     The workers share the cores (``OMP_NUM_THREADS``, unless set) and keep their own progress
     bars quiet (they would interleave)."""
     ctx = mp.get_context("spawn")
-    procs = {i: ctx.Process(target=target, args=(*args, i), name=f"tune-{i}") for i in indices}
+    procs = {
+        i: ctx.Process(target=_worker, args=(target, (*args, i)), name=f"tune-{i}") for i in indices
+    }
     threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // len(procs)))
     with _environment(TQDM_DISABLE="1", OMP_NUM_THREADS=threads):
         for proc in procs.values():
             proc.start()
     bar = tqdm(total=budget, desc=f"study {study.study_name}", unit="trial", dynamic_ncols=True)
-    while any(p.is_alive() for p in procs.values()):
-        bar.update(min(len(finished_trials(study)), budget) - bar.n)
-        time.sleep(1.0)
+    try:
+        while any(p.is_alive() for p in procs.values()):
+            bar.update(min(len(finished_trials(study)), budget) - bar.n)
+            time.sleep(1.0)
+    except BaseException:  # Ctrl-C or an error here: the workers stop too
+        bar.close()
+        stop_processes(procs.values())
+        raise
     bar.update(min(len(finished_trials(study)), budget) - bar.n)
     bar.close()
     for proc in procs.values():
         proc.join()
     return {i: p.exitcode for i, p in procs.items() if p.exitcode != 0}
+
+
+def _worker(target: Callable, args: tuple) -> None:
+    """A worker process: ``target(*args)``; interrupted, it exits quietly with code 130."""
+    interruptible()
+    try:
+        target(*args)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 @contextmanager

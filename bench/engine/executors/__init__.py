@@ -58,14 +58,14 @@ def launcher_settings(suite_launcher: LauncherConfig, file: str | None, flags: d
     """The suite's ``launcher:`` section <- ``--launcher-config FILE`` <- flags (not None)."""
     merged = suite_launcher.model_dump()
     if file:
+        where = f"--launcher-config: {file}"
         try:
-            merged.update(
-                LauncherConfig.model_validate(
-                    read_yaml(Path(file), "launcher settings file")
-                ).model_dump(exclude_unset=True)
-            )
+            settings = read_yaml(Path(file), "launcher settings file")
+            merged.update(LauncherConfig.model_validate(settings).model_dump(exclude_unset=True))
+        except ConfigError as exc:
+            raise ConfigError("--launcher-config", str(exc)) from exc
         except ValidationError as exc:
-            raise_validation(file, exc)
+            raise_validation(where, exc)
     sbatch = dict(merged["sbatch"])
     for item in flags.pop("sbatch", ()):
         key, sep, value = item.partition("=")

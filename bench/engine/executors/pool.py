@@ -10,8 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import sys
 from dataclasses import replace
 
+from bench.engine.executors.processes import interruptible, stop_processes
 from bench.engine.executors.worker import Context, Outcome, Progress, drain, running_cells
 from bench.errors import BenchError
 
@@ -40,14 +42,19 @@ def plan(jobs: int | str) -> list[tuple[str | None, int]]:
 
 
 def _work(index: int, device: str | None, threads: int, cells, context: Context, events) -> None:
-    """A worker process: pin it, then drain the grid, reporting each cell's end."""
+    """A worker process: pin it, then drain the grid, reporting each cell's end; interrupted,
+    it exits quietly with code 130 (its cell released)."""
+    interruptible()
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
     import torch
 
     torch.set_num_threads(threads)
     context = replace(context, opts=replace(context.opts, worker=f"pool-{index}"))
-    drain(cells, context, events.put)
+    try:
+        drain(cells, context, events.put)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def run(cells, context: Context, settings) -> list[Outcome]:
@@ -62,11 +69,16 @@ def run(cells, context: Context, settings) -> list[Outcome]:
         p.start()
     where = ", ".join(f"cuda:{d}" if d else f"{t} threads" for d, t in workers)
     progress = Progress(cells, f"{len(procs)} workers ({where})")
-    while any(p.is_alive() for p in procs) or not events.empty():
-        try:
-            progress.end(events.get(timeout=1.0))
-        except queue.Empty:
-            progress.running(running_cells(context, cells))
+    try:
+        while any(p.is_alive() for p in procs) or not events.empty():
+            try:
+                progress.end(events.get(timeout=1.0))
+            except queue.Empty:
+                progress.running(running_cells(context, cells))
+    except BaseException:  # Ctrl-C or an error here: the workers stop too
+        progress.close()
+        stop_processes(procs)
+        raise
     for p in procs:
         p.join()
     outcomes = progress.close()

@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from tqdm.auto import tqdm
 
 from bench.engine import claims, distributed
 from bench.engine.cell import CellResult, RunOptions, run_cell
 from bench.engine.tracking import client
+from bench.errors import debugging
 from bench.suite.schema import Cell
 
 log = logging.getLogger("bench")
@@ -36,7 +38,7 @@ class Context:
 class Outcome:
     label: str
     config_hash: str
-    status: str  # finished, resumed, skipped, reused, failed
+    status: str  # finished, resumed, skipped, reused, failed, elsewhere
     run_id: str = ""
     summary: str = ""
     error: str = ""
@@ -60,8 +62,9 @@ def attempt(mlf, context: Context, cell: Cell) -> Outcome | None:
     except claims.ClaimLost:
         return None
     except Exception as exc:  # the cell failed (its run and claim say so); the grid goes on
-        log.error("%s failed", cell.label, exc_info=True)
-        return Outcome(cell.label, cell.config_hash, "failed", error=f"{type(exc).__name__}: {exc}")
+        error = f"{type(exc).__name__}: {exc}"
+        log.error("%s failed: %s", cell.label, error.splitlines()[0], exc_info=debugging())
+        return Outcome(cell.label, cell.config_hash, "failed", error=error)
     return None if result.status == "busy" else Outcome.of(result)
 
 
@@ -88,10 +91,15 @@ def drain(
     return outcomes
 
 
-def running_cells(context: Context, cells: list[Cell]) -> int:
-    """How many of the cells a live worker holds now (from the claims table)."""
+def running_cells(context: Context, cells: list[Cell]) -> int | None:
+    """How many of the cells a live worker holds now (from the claims table); None while the
+    database does not answer (the display keeps its last count; the workers retry)."""
     uri = claims.claims_uri(context.tracking_uri, context.opts.claims_uri)
-    rows = claims.store(uri).rows(context.exp_id)
+    try:
+        rows = claims.store(uri).rows(context.exp_id)
+    except sa.exc.SQLAlchemyError as exc:
+        log.debug("progress: the claims do not answer: %s", exc)
+        return None
     hashes = {c.config_hash for c in cells}
     now = time.time()
     return sum(
@@ -120,9 +128,10 @@ class Progress:
         self.bar.update(1)
         self._postfix()
 
-    def running(self, n: int) -> None:
-        self.now_running = n
-        self._postfix()
+    def running(self, n: int | None) -> None:
+        if n is not None:
+            self.now_running = n
+            self._postfix()
 
     def _postfix(self) -> None:
         failed = sum(o.status == "failed" for o in self.ended.values())
