@@ -57,6 +57,7 @@ NOT_RESULT_CODE = (
     "cli",  # argument parsing (``bench data`` too)
     "distance.py",  # the old path of eval/distance.py, re-exported
     "engine/claims.py",
+    "engine/database.py",  # retries of a lost database
     "engine/eval_run.py",  # bench eval: a trained model tested again, never a cell's training
     "engine/export.py",  # bench export
     "engine/extraction.py",  # bench extract
@@ -72,7 +73,7 @@ NOT_RESULT_CODE = (
     "eval/embeddings_file.py",  # the file bench extract writes
     "eval/memory.py",  # evaluation chunk sizes (``eval.chunk_size`` is not a result key either)
     "files",  # how files are written and who may write them, not what
-    "preflight.py",
+    "preflight",  # checks before any work
     "registry.py",
     "report",  # tables, intervals (recomputed from the stored per-query results), figures
     "runner.py",
