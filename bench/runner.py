@@ -395,9 +395,10 @@ def compare(suite: str, a: str, b: str, allow_different: tuple[str, ...], uri: s
     (or differing only in the ``allow_different`` settings); reads the store, a read-only one
     too, and creates nothing."""
     from bench.engine.tracking import client, tracking_uri
-    from bench.report.commands import print_comparison
+    from bench.report.commands import experiment_name, print_comparison
     from bench.report.table import check_row
 
+    suite = experiment_name(suite)  # the suite file validated before the store is read
     check_row("A", a)
     check_row("B", b)
     print_comparison(

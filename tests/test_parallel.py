@@ -54,7 +54,7 @@ def finish(procs: list[subprocess.Popen], timeout: float = 540) -> list[str]:
     for p in procs:
         out, _ = p.communicate(timeout=timeout)
         assert p.returncode == 0, out[-3000:]
-        assert "Traceback" not in out, out[-3000:]
+        assert "Traceback" not in out, out[max(0, out.find("Traceback") - 200) :][:4000]
         outs.append(out)
     return outs
 

@@ -201,7 +201,6 @@ def test_a_storage_that_is_not_a_url_is_one_clear_line(tiny):
 
     result = CliRunner().invoke(cli, tune_args(1, "--storage", "optuna.db"))
     assert result.exit_code == 1
-    assert "--storage: expected an RDB URL such as sqlite:///optuna.db (got optuna.db)" in (
-        result.output
-    )
+    assert "--storage: expected a URI with one of the schemes sqlite," in result.output
+    assert "such as sqlite:///optuna.db (got 'optuna.db')" in result.output
     assert "Traceback" not in result.output

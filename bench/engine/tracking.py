@@ -30,12 +30,13 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 def client(uri: str | None = None):
-    """An MlflowClient on the store (created on first use, in this process) whose calls retry
-    a lost database (:class:`bench.engine.database.RetryingClient`)."""
+    """An MlflowClient on the store whose creation and calls retry a lost database
+    (:class:`bench.engine.database.RetryingClient`): a worker that starts while a PostgreSQL
+    server restarts waits for it."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from bench.engine.database import RetryingClient, label_errors
+    from bench.engine.database import RetryingClient, label_errors, retrying
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -48,7 +49,9 @@ def client(uri: str | None = None):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
-    return RetryingClient(MlflowClient(tracking_uri(uri)))
+    uri = tracking_uri(uri)
+    connect = retrying(MlflowClient, f"MLflow store ({uri})")  # it connects at once
+    return RetryingClient(connect(uri))
 
 
 def experiment_id(mlf, name: str) -> str:

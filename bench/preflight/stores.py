@@ -89,7 +89,7 @@ def _check(uri: str, kind: StoreKind, access: str) -> Path | None:
         raise ConfigError(
             kind.flag,
             f"expected a URI with one of the schemes {', '.join(kind.schemes)} for "
-            f"{kind.what} (got '{uri}')",
+            f"{kind.what}, such as sqlite:///{Path(uri).name or 'store.db'} (got '{uri}')",
         )
     if scheme in ("http", "https"):
         return _check_server(uri, kind)
