@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from bench.data.base import DatasetOptions, Protocol, ReIDDataset, Split, Tracklet
 from bench.registry import register_dataset
 
 pytest_plugins = ["tests.postgres"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``) each worker process computes on one thread: the workers
+    share the cores instead of each taking all of them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 class FixtureOptions(DatasetOptions):
