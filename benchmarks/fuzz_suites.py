@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections import Counter
 from contextlib import ExitStack
+from pathlib import Path
 from unittest import mock
 
 from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, given, settings
 
-from bench.cli import cli
-from tests.fuzz_suites import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ beside bench/
+
+from bench.cli import cli  # noqa: E402
+from tests.fuzz_suites import (  # noqa: E402
     WORK,
     ReachedWork,
     cases,

@@ -9,11 +9,15 @@ for 3 and 5 seeds.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from bench.report.stats import interval, split_spread
-from tests.stats_simulation import SCENARIOS, covered, draw
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ beside bench/
+
+from bench.report.stats import interval, split_spread  # noqa: E402
+from tests.stats_simulation import SCENARIOS, covered, draw  # noqa: E402
 
 
 def percentile_bootstrap(diff: np.ndarray, counts: np.ndarray, n_boot: int, rng) -> np.ndarray:
