@@ -88,8 +88,9 @@ def stress_table(sweeps: list[Sweep], gains: dict, df: pd.DataFrame, metrics: li
     table = Table([*header, "probes (default row)", "probes (control row)"], body)
     table.caption = (
         "One nuisance at a time (the others at today's level): each method's default row minus "
-        "its own control (the row without its mechanism), in points, with the 95 % interval of "
-        "the paired bootstrap over test identities and seeds; the probes, mean ± std over seeds "
+        "its own control (the row without its mechanism), in points, with its 95 % interval (a "
+        "t interval over the paired seeds that adds the test identities' variance, "
+        "docs/statistics.md); the probes, mean ± std over seeds "
         "(docs/probes.md). A method's paper predicts a gain that grows with the nuisance it "
         "targets, and a probe that moves as it says."
     )
