@@ -57,6 +57,7 @@ def write(tmp_path, content) -> str:
         ({"report": {"reference": "baseline/nope"}}, "report.reference", "got 'baseline/nope'"),
         ({"report": {"reference": "a b"}}, "report.reference", "pattern"),
         ({"report": {"refrence": "baseline"}}, "report.refrence", "unknown key"),
+        ({"method_config": {"baseline": {"eval": True}}}, "method_config.baseline", "eval:"),
     ],
 )
 def test_errors_name_file_key_and_expectation(tmp_path, patch, where, what):

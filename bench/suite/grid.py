@@ -38,9 +38,9 @@ def cell_config(suite: Suite, method: str, override: dict, key: str):
     fields, sections = split_override(override)
     patch = deep_merge(base_sections, sections)
     merged = deep_merge(suite.spec.defaults.model_dump(), patch)
-    explicit = suite.spec.defaults.eval.model_fields_set | set(patch.get("eval", {}))
     try:
-        defaults = Defaults.model_validate(merged)
+        defaults = Defaults.model_validate(merged)  # first: ``eval`` may be no mapping
+        explicit = suite.spec.defaults.eval.model_fields_set | set(patch.get("eval", {}))
         config = method_config(method).model_validate({**base_fields, **fields})
         defaults = resolve_eval(config, defaults, explicit)
     except ValidationError as exc:
