@@ -43,13 +43,13 @@ def client(uri: str | None = None):
     # MLflow logs each database error with its traceback; bench retries it or says it in a line
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     label_errors()
+    uri = tracking_uri(uri)
     before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(tracking_uri(uri))  # for the fluent API (mlflow.search_runs)
+    mlflow.set_tracking_uri(uri)  # for the fluent API (mlflow.search_runs)
     if before is None:  # MLflow also exports it: a later command would inherit this store
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before
-    uri = tracking_uri(uri)
     connect = retrying(MlflowClient, f"MLflow store ({uri})")  # it connects at once
     return RetryingClient(connect(uri))
 
