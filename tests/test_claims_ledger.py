@@ -74,6 +74,17 @@ def test_a_row_no_suite_defines_is_one_line_naming_the_claim(monkeypatch, store)
         check_suite(bad, read_suite(suite))
 
 
+def test_a_claim_on_a_row_its_dataset_entry_does_not_run_names_the_claim():
+    book = ledger()
+    i = next(i for i, c in enumerate(book.claims) if c.id == "stal-over-baseline-across-datasets")
+    moved = book.claims[i].model_copy(update={"worse": ("stal", "TAN")})
+    bad = replace(book, claims=(*book.claims[:i], moved, *book.claims[i + 1 :]))
+    with pytest.raises(ConfigError) as err:
+        check_suite(bad, read_suite(ROOT / "suites" / "ablations" / "stal.yaml"))
+    assert str(err.value).startswith(f"bench/report/papers/claims.yaml: claims[{i}]")
+    assert "worse: row stal/TAN is not run on 'seed0→seed1'" in str(err.value)
+
+
 GOOD = {
     "id": "c1",
     "paper": "stal",

@@ -58,6 +58,25 @@ def write(tmp_path, content) -> str:
         ({"report": {"reference": "a b"}}, "report.reference", "pattern"),
         ({"report": {"refrence": "baseline"}}, "report.refrence", "unknown key"),
         ({"method_config": {"baseline": {"eval": True}}}, "method_config.baseline", "eval:"),
+        (
+            {"datasets": [{"name": "fixture-video", "rows": ["baseline/nope"]}]},
+            "datasets[0].rows[0]",
+            "got 'baseline/nope'",
+        ),
+        ({"datasets": [{"name": "fixture-video", "rows": ["stal"]}]}, "rows[0]", "a method"),
+        ({"datasets": [{"name": "fixture-video", "rows": []}]}, "rows", "at least one row"),
+        (
+            {
+                "datasets": [
+                    {
+                        "train": {"name": "fixture-video", "rows": ["baseline"]},
+                        "test": "fixture-image",
+                    }
+                ]
+            },
+            "datasets[0].train",
+            "not on one side",
+        ),
     ],
 )
 def test_errors_name_file_key_and_expectation(tmp_path, patch, where, what):
@@ -125,6 +144,26 @@ def test_grid_expands_datasets_methods_variants_seeds(tmp_path):
     assert by["ce-only"].method_config.triplet == "none"
     assert by["ce-only"].sections.data.seq_len == 3  # method_config applies to all variants
     assert by["T2"].sections.data.seq_len == 2  # the variant wins over method_config
+
+
+def test_dataset_entry_runs_only_its_rows(tmp_path):
+    ablations = {
+        "baseline": [{"name": "ce-only", "triplet": "none"}, {"name": "x", "triplet_margin": 1}]
+    }
+    datasets = [
+        "fixture-video",
+        {"name": "fixture-video", "label": "few", "rows": ["baseline/x"]},
+        {"name": "fixture-video", "label": "all", "rows": ["baseline"]},
+    ]
+    suite = deep_merge(BASE, {"ablations": ablations, "datasets": datasets})
+    cells = load_suite(write(tmp_path, suite)).cells
+    shown = [(c.shown_dataset, c.variant) for c in cells]
+    every = ["default", "ce-only", "x"]
+    assert shown == [
+        *(("fixture-video", v) for v in every),
+        ("few", "x"),
+        *(("all", v) for v in every),
+    ]
 
 
 def test_config_hash_tracks_results_not_bookkeeping(tmp_path):

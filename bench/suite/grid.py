@@ -18,7 +18,15 @@ from bench.config import SECTIONS, Defaults, MethodConfig
 from bench.errors import raise_validation
 from bench.registry import method_config
 from bench.suite.cross import EntrySplit, entry_splits
-from bench.suite.schema import DATASET_KEYS, ROLES, Cell, CrossSpec, DatasetSpec, Suite
+from bench.suite.schema import (
+    DATASET_KEYS,
+    ROLES,
+    Cell,
+    CrossSpec,
+    DatasetSpec,
+    Suite,
+    runs_row,
+)
 from bench.suite.warmstart import pretrain_specs
 from bench.suite.yaml import deep_merge
 
@@ -97,14 +105,16 @@ class EntrySplits:
 
 
 def expand(suite: Suite, data_root: str | None = None) -> list[Cell]:
-    """The grid, in order: dataset x split x method x variant x seed (validates every override
-    and dataset option on the way)."""
+    """The grid, in order: dataset x split x method x variant x seed, each dataset entry with
+    the rows it runs (validates every override and dataset option on the way)."""
     out, warm = [], pretrain_specs(suite, data_root)
     for i, entry in enumerate(suite.spec.datasets):
         splits = EntrySplits(entry, data_root, f"{suite.path}: datasets[{i}]")
         for j in range(len(splits.of({}, ""))):
             for method in suite.spec.methods:
                 for variant, override, key in suite.variants(method):
+                    if not runs_row(entry, method, variant):
+                        continue
                     data = splits.of(dataset_patch(suite, method, override), key)[j]
                     config, sections = cell_config(suite, method, override, key)
                     out += [

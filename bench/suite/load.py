@@ -104,7 +104,8 @@ def check_names(suite: Suite) -> None:
                     f"{where}: ablations.{method}[{i}].name",
                     "expected a unique, non-empty variant name other than 'default'",
                 )
-    check_reference(suite)  # after the variant names: it lists them
+    check_reference(suite)  # after the variant names: they list them
+    check_entry_rows(suite)
 
 
 def check_datasets_named(suite: Suite) -> None:
@@ -127,15 +128,28 @@ def check_datasets_named(suite: Suite) -> None:
             )
 
 
-def check_reference(suite: Suite) -> None:
-    """``report.reference`` names a method of the suite and one of its variants."""
-    ref = suite.spec.report.reference
-    if ref is None:
-        return
-    method, _, variant = ref.partition("/")
+def check_row(suite: Suite, text: str, key: str, whole_method: bool = False) -> None:
+    """``text`` names a row of the suite, METHOD/VARIANT (METHOD: its default, or with
+    ``whole_method`` every variant of it); else one line naming ``key``."""
+    method, _, variant = text.partition("/")
     known = [name for name, _, _ in suite.variants(method)] if method in suite.spec.methods else []
     if (variant or "default") not in known:
         rows = ", ".join(f"{m}/{v}" for m in suite.spec.methods for v, _, _ in suite.variants(m))
-        raise ConfigError(
-            f"{suite.path}: report.reference", f"expected one of {rows} (got {ref!r})"
-        )
+        methods = f"a method ({', '.join(suite.spec.methods)}) or " if whole_method else ""
+        raise ConfigError(f"{suite.path}: {key}", f"expected {methods}one of {rows} (got {text!r})")
+
+
+def check_reference(suite: Suite) -> None:
+    """``report.reference`` names a method of the suite and one of its variants."""
+    if suite.spec.report.reference is not None:
+        check_row(suite, suite.spec.report.reference, "report.reference")
+
+
+def check_entry_rows(suite: Suite) -> None:
+    """Each dataset entry's ``rows`` name methods or rows of the suite, at least one."""
+    for i, entry in enumerate(suite.spec.datasets):
+        rows = None if isinstance(entry, str) else entry.rows
+        if rows == []:
+            raise ConfigError(f"{suite.path}: datasets[{i}].rows", "expected at least one row")
+        for j, text in enumerate(rows or []):
+            check_row(suite, text, f"datasets[{i}].rows[{j}]", whole_method=True)

@@ -48,13 +48,22 @@ ROOT_KEYS = (
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
+#: A row of a report: METHOD or METHOD/VARIANT.
+ROW_PATTERN = r"^[^/\s]+(/[^/\s]+)?$"
+
+#: The rows a dataset entry runs (METHOD: all its variants; METHOD/VARIANT: that one); None: all.
+EntryRows = list[Annotated[str, Field(pattern=ROW_PATTERN)]] | None
+
+
 class DatasetSpec(BaseModel):
     """A dataset entry: its registered name, an optional display label (to tell apart two
-    entries of one dataset, e.g. clean and polluted) and the dataset's own options."""
+    entries of one dataset, e.g. clean and polluted), the rows run on it (default: every row)
+    and the dataset's own options."""
 
     model_config = ConfigDict(extra="allow")
     name: str
     label: str | None = None
+    rows: EntryRows = None
 
 
 def _entry_kind(value: Any) -> str:
@@ -83,6 +92,14 @@ class CrossSpec(BaseModel):
     train: DatasetSide
     test: DatasetSide
     label: str | None = None
+    rows: EntryRows = None
+
+    @field_validator("train", "test")
+    @classmethod
+    def _no_side_rows(cls, side: str | DatasetSpec) -> str | DatasetSpec:
+        if isinstance(side, DatasetSpec) and side.rows is not None:
+            raise ValueError("rows: set on the entry, beside train and test, not on one side")
+        return side
 
 
 DatasetEntry = Annotated[
@@ -91,10 +108,6 @@ DatasetEntry = Annotated[
     | Annotated[CrossSpec, Tag("CrossSpec")],
     Discriminator(_entry_kind),
 ]
-
-
-#: A row of a report: METHOD or METHOD/VARIANT.
-ROW_PATTERN = r"^[^/\s]+(/[^/\s]+)?$"
 
 
 class ReportSpec(BaseModel):
@@ -313,4 +326,11 @@ def dataset_spec(spec: str | DatasetSpec | CrossSpec) -> tuple[str, dict]:
         spec = spec.train
     if isinstance(spec, str):
         return spec, {}
-    return spec.name, {k: v for k, v in spec.model_dump().items() if k not in ("name", "label")}
+    not_options = ("name", "label", "rows")
+    return spec.name, {k: v for k, v in spec.model_dump().items() if k not in not_options}
+
+
+def runs_row(entry: str | DatasetSpec | CrossSpec, method: str, variant: str) -> bool:
+    """Whether a dataset entry runs the row METHOD/VARIANT (its ``rows``, else every row)."""
+    rows = None if isinstance(entry, str) else entry.rows
+    return rows is None or method in rows or f"{method}/{variant}" in rows

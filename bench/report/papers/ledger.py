@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from bench.errors import ConfigError, raise_validation
 from bench.report.papers import METRICS, PaperNumber, paper_numbers
 from bench.suite.cross import shown_name
-from bench.suite.schema import Suite, SuiteFile
+from bench.suite.schema import Suite, SuiteFile, runs_row
 from bench.suite.yaml import parse_yaml, read_yaml
 
 LEDGER_FILE = Path(__file__).with_name("claims.yaml")
@@ -266,6 +266,14 @@ def check_suite(book: Ledger, suite: Suite) -> None:
                 f"dataset: no dataset entry '{claim.dataset}' in {where}; its entries: "
                 + ", ".join(labels),
             )
+        entry = suite.spec.datasets[labels.index(claim.dataset)]
+        for side in ("better", "worse"):
+            if not runs_row(entry, *getattr(claim, side)):
+                raise ConfigError(
+                    book.at(i),
+                    f"{side}: row {row_text(getattr(claim, side))} is not run on "
+                    f"'{claim.dataset}' in {where} (the entry's rows: {', '.join(entry.rows)})",
+                )
     for row in book.untested.get(suite.name, {}):
         if row not in rows:
             raise ConfigError(
