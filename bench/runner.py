@@ -344,7 +344,7 @@ class ReportArgs:
     out: str = "reports"
     formats: tuple[str, ...] = ("md",)
     reference: str | None = None
-    readme: str | None = None  # a README whose main-job table is copied from the report
+    readme: str | None = None  # a README whose main-job table and claims counts are refreshed
     title: str | None = None  # the report's heading (default: the suite's name)
     file_name: str | None = None  # its file name without suffix (default: from the title)
     cells: tuple[str, ...] = ()  # only the runs of these config keys (default: all)
@@ -353,14 +353,15 @@ class ReportArgs:
 
 def report(args: ReportArgs, tracking_uri: str | None) -> None:
     """``bench report``: tables and figures from the MLflow runs, into ``--out``; with
-    ``--readme``, the suite's table copied into that README too. Reads the store (a read-only
-    one too); ``--suite``, ``--dataset`` and ``--reference`` are checked against its runs."""
+    ``--readme``, that README's main-job table (if it is this suite's) and claims counts too.
+    Reads the store (a read-only one too); ``--suite``, ``--dataset`` and ``--reference`` are
+    checked against its runs."""
     from bench.engine.tracking import tracking_uri as default_uri
     from bench.report.readme import check_readme
     from bench.report.table import check_row
 
     if args.readme and not args.suite_name:
-        raise ConfigError("--readme", "copies one suite's table: give --suite too")
+        raise ConfigError("--readme", "follows one suite's report: give --suite too")
     if args.readme:
         check_readme(Path(args.readme))
     if args.reference:
@@ -369,9 +370,10 @@ def report(args: ReportArgs, tracking_uri: str | None) -> None:
     make_reports(args, readable_uri(default_uri(tracking_uri), TRACKING))
     if args.readme:
         from bench.report.export import slug_of
-        from bench.report.readme import copy_table
+        from bench.report.readme import update_readme
 
-        copy_table(Path(args.out) / f"{slug_of(args.suite_name)}.md", Path(args.readme))
+        out = Path(args.out)
+        update_readme(Path(args.readme), out, out / f"{slug_of(args.suite_name)}.md")
 
 
 def make_reports(args: ReportArgs, uri: str | None) -> None:

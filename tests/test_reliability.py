@@ -1034,7 +1034,7 @@ def test_explain_names_the_database_url_and_the_file():
          "suite 'tiny': synthetic-video (got 'nosuch')"),
         (["--suite", "nosuch"], "Error: --suite: expected one of the suites in the MLflow "
          "store: tiny (got 'nosuch')"),
-        (["--readme", "README.md"], "Error: --readme: README.md: the README has no"),
+        (["--readme", "README.md"], "Error: --readme: README.md: expected the lines"),
         (["--out", "afile"], "Error: --out: Directory 'afile' is a file"),
     ],
 )  # fmt: skip

@@ -94,7 +94,8 @@ def status(claims_uri: str | None, **params) -> None:
     "--readme",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="Also copy the suite's table into this README (between its table markers).",
+    help="Also refresh this README: the main job's table (if its marker names this suite's "
+    "report) and the papers' claims counts (between their markers).",
 )
 @tracking_option
 def report(tracking_uri: str | None, **params) -> None:

@@ -25,13 +25,20 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.alike import differing
-from bench.report.papers.ledger import Claim, Ledger, check_suite, ledger, read_suite, row_text
+from bench.report.papers.ledger import (
+    PAPER_NAMES,
+    Claim,
+    Ledger,
+    check_suite,
+    ledger,
+    read_suite,
+    row_text,
+)
 from bench.report.render import Interval, Table
 from bench.report.stats import FDR, Difference, RunSet, compare, fdr_adjusted
 
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
 NOT_RUN, NOT_COMPARED = "not run", "not compared"
-PAPER_NAMES = {"iaunet": "IAUnet", "stal": "STAL", "rgsa-rgtr": "RGSA-RGTR"}
 Sets = dict[tuple[str, str, str], RunSet]
 
 

@@ -28,6 +28,10 @@ LEDGER_FILE = Path(__file__).with_name("claims.yaml")
 Row = tuple[str, str]  # (method, variant)
 
 
+#: How the papers are named in tables.
+PAPER_NAMES = {"iaunet": "IAUnet", "stal": "STAL", "rgsa-rgtr": "RGSA-RGTR"}
+
+
 def row_text(row: Row) -> str:
     return "/".join(row)
 
