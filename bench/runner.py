@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -185,6 +186,7 @@ def report_target(args: RunArgs, suite: Suite) -> ReportArgs | None:
     if changes and not args.report_dir:
         name = f"{name}@{file_slug(', '.join(changes))}"
     return ReportArgs(
+        command=run_command(args) if changes or args.report_dir else None,
         suite_name=suite.name,
         table=True,
         reference=suite.spec.report.reference,
@@ -193,6 +195,16 @@ def report_target(args: RunArgs, suite: Suite) -> ReportArgs | None:
         file_name=name,
         check_reference=False,  # the suite's: a run of some of its methods has no such row
     )
+
+
+def run_command(args: RunArgs) -> str:
+    """The ``bench run`` command line of a launch changed on the command line, quoted for a
+    shell: its report's reproduce line (it writes that report itself)."""
+    flags = [("-o", o) for o in args.overrides] + [("-O", f) for f in args.override_files]
+    flags += [("-m", m) for m in args.only]
+    flags += [("--report-dir", args.report_dir)] if args.report_dir else []
+    shown = [f"{flag} {shlex.quote(value)}" for flag, value in flags]
+    return " ".join(["bench run", shlex.quote(suite_file_tag(args.suite_file)), *shown])
 
 
 def _spawn_ranks(args: RunArgs, suite_name: str) -> int:
@@ -345,6 +357,7 @@ class ReportArgs:
     formats: tuple[str, ...] = ("md",)
     reference: str | None = None
     readme: str | None = None  # a README whose main-job table and claims counts are refreshed
+    command: str | None = None  # the reproduce line's command (default: from the runs' tags)
     title: str | None = None  # the report's heading (default: the suite's name)
     file_name: str | None = None  # its file name without suffix (default: from the title)
     cells: tuple[str, ...] = ()  # only the runs of these config keys (default: all)
@@ -380,7 +393,9 @@ def make_reports(args: ReportArgs, uri: str | None) -> None:
     from bench.engine.tracking import client
     from bench.report.commands import ReportScope, write_reports
 
-    scope = ReportScope(args.suite_name, args.dataset, set(args.cells), args.title, args.file_name)
+    scope = ReportScope(
+        args.suite_name, args.dataset, set(args.cells), args.title, args.file_name, args.command
+    )
     write_reports(
         client(uri),
         scope,

@@ -1132,17 +1132,18 @@ def test_a_reading_over_changed_numbers_is_marked_once(in_tmp):
 
 
 @pytest.mark.parametrize(
-    ("changes", "file", "title"),
+    ("changes", "file", "title", "command"),
     [
-        ({}, "reports/tiny.md", "tiny"),
+        ({}, "reports/tiny.md", "tiny", ""),
         ({"overrides": ("train.epochs=2",)}, "reports/tiny@train.epochs=2.md",
-         "tiny (train.epochs=2)"),
-        ({"only": ("baseline",)}, "reports/tiny@-m_baseline.md", "tiny (-m baseline)"),
+         "tiny (train.epochs=2)", "bench run suite.yaml -o train.epochs=2"),
+        ({"only": ("baseline",)}, "reports/tiny@-m_baseline.md", "tiny (-m baseline)",
+         "bench run suite.yaml -m baseline"),
         ({"overrides": ("seeds=[0, 3]",), "report_dir": "mine"}, "mine/tiny.md",
-         "tiny (seeds=[0, 3])"),
+         "tiny (seeds=[0, 3])", "bench run suite.yaml -o 'seeds=[0, 3]' --report-dir mine"),
     ],
 )  # fmt: skip
-def test_where_a_run_writes_its_report(in_tmp, changes, file, title):
+def test_where_a_run_writes_its_report(in_tmp, changes, file, title, command):
     """The suite's own configuration writes reports/SUITE.md; a run changed on the command
     line writes beside it, named by its changes, or into --report-dir."""
     from bench.runner import RunArgs, report_target
@@ -1152,6 +1153,7 @@ def test_where_a_run_writes_its_report(in_tmp, changes, file, title):
     target = report_target(args, args.load())
     assert (Path(target.out) / f"{target.file_name}.md").as_posix() == file
     assert target.title == title
+    assert target.command == (command or None)
 
 
 @pytest.mark.slow
@@ -1168,6 +1170,8 @@ def test_a_run_with_overrides_leaves_the_committed_report_alone(in_tmp):
         beside.read_text().startswith("# tiny (train.lr=0.001)\n")
         and f"wrote {beside.relative_to(in_tmp)}" in result.output
     )
+    # its reproduce line is the command that made it, overrides included
+    assert "Reproduce: `bench run suite.yaml -o train.lr=0.001` — commit" in beside.read_text()
 
 
 # ---------------------------------------------------------------------------------------------

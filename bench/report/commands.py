@@ -39,6 +39,7 @@ class ReportScope:
     cells: set[str] = field(default_factory=set)  # config keys (default: every cell's runs)
     title: str | None = None  # the heading (default: the suite's name)
     file_name: str | None = None  # the files' name without suffix (default: from the title)
+    command: str | None = None  # the command in the reproduce line (default: from the runs)
 
 
 def write_reports(
@@ -66,7 +67,7 @@ def write_reports(
     for name, runs in df.groupby("tags.suite"):
         fails = failed[failed["tags.suite"] == name] if len(failed) else failed
         title = scope.title or (name if not scope.dataset else f"{name}-{scope.dataset}")
-        report = build_report(mlf, runs, fails, title, reference)
+        report = build_report(mlf, runs, fails, title, reference, scope.command)
         report.file_name = scope.file_name or ""
         paths = write(mlf, report, out, formats or ("md",))
         if print_table:

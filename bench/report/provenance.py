@@ -35,10 +35,12 @@ def tag_values(df: pd.DataFrame, column: str) -> list[str]:
     return list(dict.fromkeys(ordered[column].dropna().astype(str)))
 
 
-def provenance(df: pd.DataFrame, suite: str) -> Provenance:
-    """The provenance of one suite's runs (``df``: bench.report.table.load_runs' frame)."""
+def provenance(df: pd.DataFrame, suite: str, command: str | None = None) -> Provenance:
+    """The provenance of one suite's runs (``df``: bench.report.table.load_runs' frame);
+    ``command``: what made them, when not the suite file as the runs name it."""
     files = tag_values(df, "tags.suite_file")
-    command = f"bench run {files[0]} && bench report --suite {suite}" if files else None
+    if command is None and files:
+        command = f"bench run {files[0]} && bench report --suite {suite}"
     wall = None
     if {"start_time", "end_time"} <= set(df.columns) and df["end_time"].notna().any():
         wall = (df["end_time"].max() - df["start_time"].min()).total_seconds()

@@ -526,8 +526,15 @@ def resolve_reference(df: pd.DataFrame, reference: str | None) -> Row:
 
 
 def build_report(
-    mlf, df: pd.DataFrame, failed: pd.DataFrame, name: str, reference: str | None = None
+    mlf,
+    df: pd.DataFrame,
+    failed: pd.DataFrame,
+    name: str,
+    reference: str | None = None,
+    command: str | None = None,
 ) -> Report:
+    """The report of one suite's runs; ``command``: its reproduce line's (default: from the
+    runs' suite file)."""
     ref = resolve_reference(df, reference)
     results = per_query_results(mlf, df)
     sets = runsets(df, results)
@@ -567,7 +574,7 @@ def build_report(
         training=training_table(df, curves),
         curves=curves,
         claims=suite_claims(df, sets, suite, next(iter(tag_values(df, "tags.suite_file")), None)),
-        provenance=provenance_line(provenance(df, suite)),
+        provenance=provenance_line(provenance(df, suite, command)),
         probes=None if sweeps else probe_table(df),
         stress=stress_table(sweeps, gains, df, metrics),
         sweeps=sweeps,
