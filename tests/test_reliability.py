@@ -1260,9 +1260,11 @@ def finished_once(tracking_uri: str, cells: int) -> None:
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_the_driver_stops_the_workers_and_leaves_cells_resumable(tmp_path):
-    """SIGINT to the driver alone (as an IDE or `kill -INT` sends it): the workers stop
-    within seconds, their claims released and their runs KILLED; the next launch resumes."""
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_in_the_driver_stops_the_workers_and_leaves_cells_resumable(tmp_path, stop):
+    """SIGINT to the driver alone (as an IDE or `kill -INT` sends it), or SIGTERM (`kill`, a
+    scheduler): the workers stop within seconds, their claims released and their runs KILLED;
+    the next launch resumes."""
     import signal
 
     import sqlalchemy as sa
@@ -1279,7 +1281,7 @@ def test_ctrl_c_in_the_driver_stops_the_workers_and_leaves_cells_resumable(tmp_p
         return row if folder is not None and (folder / "checkpoint.pt").is_file() else None
 
     row = wait_for(training, 400, "a cell's first checkpoint")
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(getattr(signal, stop))
     out, _ = driver.communicate(timeout=30)
     assert driver.returncode != 0 and "Traceback" not in out, out[-3000:]
     wait_for(lambda: not _alive(row["pid"]), 5, "the worker to stop")

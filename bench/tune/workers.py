@@ -22,7 +22,11 @@ import numpy as np
 import optuna
 from tqdm.auto import tqdm
 
-from bench.engine.executors.processes import interruptible, stop_processes
+from bench.engine.executors.processes import (
+    interruptible,
+    stop_processes,
+    terminated_as_interrupted,
+)
 from bench.errors import BenchError
 from bench.tune.admission import finished_trials
 
@@ -82,10 +86,11 @@ def run_processes(
             proc.start()
     bar = tqdm(total=budget, desc=f"study {study.study_name}", unit="trial", dynamic_ncols=True)
     try:
-        while any(p.is_alive() for p in procs.values()):
-            bar.update(min(len(finished_trials(study)), budget) - bar.n)
-            time.sleep(1.0)
-    except BaseException:  # Ctrl-C or an error here: the workers stop too
+        with terminated_as_interrupted():
+            while any(p.is_alive() for p in procs.values()):
+                bar.update(min(len(finished_trials(study)), budget) - bar.n)
+                time.sleep(1.0)
+    except BaseException:  # Ctrl-C, SIGTERM or an error here: the workers stop too
         bar.close()
         stop_processes(procs.values())
         raise

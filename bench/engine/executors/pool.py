@@ -13,7 +13,11 @@ import queue
 import sys
 from dataclasses import replace
 
-from bench.engine.executors.processes import interruptible, stop_processes
+from bench.engine.executors.processes import (
+    interruptible,
+    stop_processes,
+    terminated_as_interrupted,
+)
 from bench.engine.executors.worker import Context, Outcome, Progress, drain, running_cells
 from bench.errors import BenchError
 
@@ -70,12 +74,13 @@ def run(cells, context: Context, settings) -> list[Outcome]:
     where = ", ".join(f"cuda:{d}" if d else f"{t} threads" for d, t in workers)
     progress = Progress(cells, f"{len(procs)} workers ({where})")
     try:
-        while any(p.is_alive() for p in procs) or not events.empty():
-            try:
-                progress.end(events.get(timeout=1.0))
-            except queue.Empty:
-                progress.running(running_cells(context, cells))
-    except BaseException:  # Ctrl-C or an error here: the workers stop too
+        with terminated_as_interrupted():
+            while any(p.is_alive() for p in procs) or not events.empty():
+                try:
+                    progress.end(events.get(timeout=1.0))
+                except queue.Empty:
+                    progress.running(running_cells(context, cells))
+    except BaseException:  # Ctrl-C, SIGTERM or an error here: the workers stop too
         progress.close()
         stop_processes(procs)
         raise
