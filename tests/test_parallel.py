@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -320,3 +321,42 @@ def test_the_suite_launcher_jobs_is_the_default_of_jobs(in_tmp, monkeypatch, fla
     result = CliRunner().invoke(cli, ["run", "tiny.yaml", *flags])
     assert result.exit_code == 0, result.output
     assert (seen["launch"].executor, seen["launch"].jobs) == (executor, jobs)
+
+
+def test_a_test_time_variant_waits_for_the_training_another_worker_runs(tmp_path, monkeypatch):
+    """A cell sharing its training with a cell another worker holds is left for later (it then
+    evaluates those weights) instead of training the same model a second time; other cells go
+    first. Not under --force, where nothing is reused."""
+    from bench.engine.executors import worker
+    from bench.suite.load import load_suite
+
+    suite = copy.deepcopy(TINY)
+    suite["ablations"] = {"baseline": [{"name": "cap", "eval": {"max_frames": 4}}]}
+    suite["seeds"] = [0, 1]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
+    cells = load_suite(tmp_path / "s.yaml").cells  # default/seed0, default/seed1, cap/seed0, ...
+    assert cells[2].train_hash == cells[0].train_hash != cells[1].train_hash
+    held = {cells[0].config_hash}  # another worker trains default/seed0
+    tried = []
+
+    def attempt(mlf, context, cell):
+        tried.append(cell.label)
+        if cell.config_hash in held:
+            return None  # busy: another worker runs it
+        if cell is cells[-1]:
+            held.clear()  # ... and finishes it while this one runs the last cell
+        return worker.Outcome(cell.label, cell.config_hash, "finished")
+
+    monkeypatch.setattr(worker, "attempt", attempt)
+    monkeypatch.setattr(worker, "held_cells", lambda context, cells: list(held))
+    monkeypatch.setattr(worker, "client", lambda uri: None)
+    opts = SimpleNamespace(lease_s=0.04, force=False)
+    outcomes = worker.drain(cells, worker.Context("sqlite://", "0", opts))
+    names = [c.label for c in cells]
+    # pass 1: default/seed0 busy, cap/seed0 waits for it, the rest run; pass 2: both
+    assert tried == [names[0], names[1], names[3], names[0], names[2]]
+    assert len(outcomes) == 4
+    held.add(cells[0].config_hash)
+    tried.clear()
+    worker.drain(cells, worker.Context("sqlite://", "0", SimpleNamespace(lease_s=0.04, force=True)))
+    assert tried[:3] == names[:3]  # --force: nothing waits

@@ -2,8 +2,9 @@
 
 A worker goes through the grid calling ``run_cell`` on each cell: a cell it claims, it runs; a
 cell another worker holds ("busy") it comes back to, so that it takes the cell over if that
-worker dies; it stops when every cell has ended (finished, skipped or failed). A failing cell
-is recorded and the loop goes on.
+worker dies; a cell whose training another worker is running (a test-time variant) it comes
+back to once those weights exist; it stops when every cell has ended (finished, skipped or
+failed). A failing cell is recorded and the loop goes on.
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ def drain(
     """Run or wait for every cell until each has ended; one Outcome per cell."""
     mlf = client(context.tracking_uri) if distributed.is_rank0() else None  # DDP: rank 0's
     poll_s = min(context.opts.lease_s / 4, 5.0)
-    pending, outcomes = list(cells), []
+    pending, outcomes, siblings = list(cells), [], shared_trainings(cells)
     while pending:
         waiting = []
         for cell in pending:
+            if training_elsewhere(context, cells, siblings.get(cell.config_hash)):
+                waiting.append(cell)
+                continue
             outcome = attempt(mlf, context, cell)
             if outcome is None:
                 waiting.append(cell)
@@ -91,22 +95,48 @@ def drain(
     return outcomes
 
 
-def running_cells(context: Context, cells: list[Cell]) -> int | None:
-    """How many of the cells a live worker holds now (from the claims table); None while the
-    database does not answer (the display keeps its last count; the workers retry)."""
+def held_cells(context: Context, cells: list[Cell]) -> list[str] | None:
+    """The config hashes of the cells a live worker holds now (from the claims table); None
+    while the database does not answer."""
     uri = claims.claims_uri(context.tracking_uri, context.opts.claims_uri)
     try:
         rows = claims.store(uri).rows(context.exp_id)
     except sa.exc.SQLAlchemyError as exc:
-        log.debug("progress: the claims do not answer: %s", exc)
+        log.debug("the claims do not answer: %s", exc)
         return None
     hashes = {c.config_hash for c in cells}
     now = time.time()
-    return sum(
-        1
+    return [
+        h
         for h, r in rows.items()
         if h in hashes and r["state"] == "running" and r["lease_expires"] >= now
-    )
+    ]
+
+
+def running_cells(context: Context, cells: list[Cell]) -> int | None:
+    """How many of the cells a live worker holds now; None while the database does not answer
+    (the display keeps its last count; the workers retry)."""
+    held = held_cells(context, cells)
+    return None if held is None else len(held)
+
+
+def shared_trainings(cells: list[Cell]) -> dict[str, set[str]]:
+    """Config hash -> the config hashes of the other cells of its training (same train hash),
+    for the cells that share theirs."""
+    by_training: dict[str, set[str]] = {}
+    for cell in cells:
+        by_training.setdefault(cell.train_hash, set()).add(cell.config_hash)
+    return {h: group - {h} for group in by_training.values() if len(group) > 1 for h in group}
+
+
+def training_elsewhere(context: Context, cells: list[Cell], siblings: set[str] | None) -> bool:
+    """Whether a live worker holds one of a cell's ``siblings`` (cells of its training): then
+    the cell waits for those weights (it evaluates them once they are logged) instead of
+    training the same model again. Not under --force (nothing is reused) or DDP (the ranks
+    must agree on each cell)."""
+    if not siblings or context.opts.force or distributed.world() > 1:
+        return False
+    return bool(siblings & set(held_cells(context, cells) or ()))
 
 
 class Progress:
