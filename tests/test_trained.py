@@ -204,9 +204,8 @@ def test_show_ranks_of_two_rows_shows_where_they_differ_most(trained):
     assert "A = baseline/default/seed0 (fixture-video)" in page
     assert "B = baseline/ce-only/seed0 (fixture-video)" in page and "(A) vs" in page
     assert "expected RUN, or SUITE A B" in bench_fails("show", "ranks", "a", "b")
-    assert "no finished run of 'iaunet/default'" in bench_fails(
-        "show", "ranks", "trained", "baseline", "iaunet"
-    )
+    shown = bench_fails("show", "ranks", "trained", "baseline", "iaunet")
+    assert "B: expected a row of suite 'trained': " in shown and "(got 'iaunet/default')" in shown
 
 
 def test_export_of_a_run_embeds_as_the_run_does(trained):

@@ -142,6 +142,20 @@ class Comparison:
     machines: MachineRows
 
 
+def check_rows_ran(df: pd.DataFrame, name: str, a: str, b: str) -> tuple[Row, Row]:
+    """Rows A and B (METHOD/VARIANT), each with finished runs in ``df`` (suite ``name``'s);
+    else one line naming the argument and the rows there are."""
+    rows = parse_row(a), parse_row(b)
+    present = sorted(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
+    for arg, row in zip(("A", "B"), rows, strict=True):
+        if row not in present:
+            known = ", ".join("/".join(r) for r in present)
+            raise ConfigError(
+                arg, f"expected a row of suite '{name}': {known} (got '{'/'.join(row)}')"
+            )
+    return rows
+
+
 def compare_rows(mlf, suite: str, a: str, b: str, allow_different: tuple[str, ...] = ()):
     """B - A on every dataset both rows ran, as a :class:`Comparison`; refused (one line) when
     their runs differ in a setting beyond the method and variant (:mod:`bench.report.alike`)
@@ -151,14 +165,7 @@ def compare_rows(mlf, suite: str, a: str, b: str, allow_different: tuple[str, ..
     if df.empty:
         check_scope(mlf, ReportScope(suite=name), "SUITE")
         raise BenchError(f"no finished runs of suite '{name}' in the MLflow store")
-    row_a, row_b = parse_row(a), parse_row(b)
-    present = sorted(set(zip(df["tags.method"], df["tags.variant"], strict=True)))
-    for arg, row in (("A", row_a), ("B", row_b)):
-        if row not in present:
-            known = ", ".join("/".join(r) for r in present)
-            raise ConfigError(
-                arg, f"expected a row of suite '{name}': {known} (got '{'/'.join(row)}')"
-            )
+    row_a, row_b = check_rows_ran(df, name, a, b)
     allowed = check_allowed(df, allow_different)
     differ = [s for _, runs in df.groupby("tags.dataset") for s in differing(runs, row_a, row_b)]
     refused = [s for s in differ if s.name not in allowed]

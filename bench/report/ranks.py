@@ -183,8 +183,8 @@ def paired_runs(mlf, suite: str, a: str, b: str) -> tuple[str, str, str]:
     """(A's run, B's run, what they share) of rows A and B of a suite (METHOD/VARIANT): the
     first (dataset, split, seed) both have a finished run of."""
     from bench.errors import BenchError
-    from bench.report.commands import experiment_name
-    from bench.report.table import load_runs, parse_row
+    from bench.report.commands import check_rows_ran, experiment_name
+    from bench.report.table import load_runs
 
     name = experiment_name(suite)
     df = load_runs(mlf, name)
@@ -192,11 +192,8 @@ def paired_runs(mlf, suite: str, a: str, b: str) -> tuple[str, str, str]:
         raise BenchError(f"no finished runs of suite '{name}' in the MLflow store")
     df = df.assign(split=df.get("tags.split", "0")).fillna({"split": "0"})
     keyed = {}
-    for row in (a, b):
-        method, variant = parse_row(row)
+    for row, (method, variant) in zip((a, b), check_rows_ran(df, name, a, b), strict=True):
         runs = df[(df["tags.method"] == method) & (df["tags.variant"] == variant)]
-        if runs.empty:
-            raise BenchError(f"suite '{name}': no finished run of '{method}/{variant}'")
         keys = zip(runs["tags.dataset"], runs["split"], runs["tags.seed"], strict=True)
         keyed[row] = dict(zip(keys, runs["run_id"], strict=True))
     shared = sorted(set(keyed[a]) & set(keyed[b]))
