@@ -241,3 +241,14 @@ def test_each_method_is_set_against_its_own_control():
     assert [row[:2] for row in table.rows] == [["d", "iaunet"]]
     to_control, to_baseline = table.rows[0][2:]
     assert to_control.diff == pytest.approx(10.0) and to_baseline.diff == pytest.approx(20.0)
+
+
+def test_the_gates_are_listed_in_name_order_whatever_the_store_returns():
+    import pandas as pd
+
+    from bench.report.training import training_table
+
+    row = {"tags.dataset": "d", "tags.method": "iaunet", "tags.variant": "default", "run_id": "r"}
+    gates = {"metrics.diag.gate.b.units.1": 0.2, "metrics.diag.gate.b.units.0": 0.1}
+    shown = training_table(pd.DataFrame([{**row, **gates}]), {}).rows[0][-1]
+    assert shown == "b.units.0 0.10, b.units.1 0.20"

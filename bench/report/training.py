@@ -69,7 +69,7 @@ def mean_curves(df: pd.DataFrame, curves: dict[str, list[float]], dataset: str):
 def training_table(df: pd.DataFrame, curves: dict[str, list[float]]) -> Table | None:
     """Per dataset and row: the last validation mAP, how many cells did not converge, and
     where the gates ended."""
-    gate_cols = [c for c in df.columns if c.startswith(GATE_PREFIX)]
+    gate_cols = sorted(c for c in df.columns if c.startswith(GATE_PREFIX))
     if not curves and not gate_cols:
         return None
     body = []
