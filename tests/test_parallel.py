@@ -348,7 +348,7 @@ def test_a_test_time_variant_waits_for_the_training_another_worker_runs(tmp_path
         return worker.Outcome(cell.label, cell.config_hash, "finished")
 
     monkeypatch.setattr(worker, "attempt", attempt)
-    monkeypatch.setattr(worker, "held_cells", lambda context, cells: list(held))
+    monkeypatch.setattr(worker, "live_claims", lambda context: set(held))
     monkeypatch.setattr(worker, "client", lambda uri: None)
     opts = SimpleNamespace(lease_s=0.04, force=False)
     outcomes = worker.drain(cells, worker.Context("sqlite://", "0", opts))

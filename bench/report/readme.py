@@ -48,20 +48,17 @@ def readme_table(readme: str, start: str = START, end: str = END) -> list[str]:
     return lines[first + 1 : last]
 
 
-def _markers(lines: list[str], start: str = START, end: str = END) -> tuple[int, int]:
+def _find(lines: list[str], start: str, end: str) -> tuple[int, int] | None:
     first = next((i for i, line in enumerate(lines) if line.startswith(start)), None)
     last = next((i for i, line in enumerate(lines) if line == end), None)
-    if first is None or last is None or last < first:
+    return None if first is None or last is None or last < first else (first, last)
+
+
+def _markers(lines: list[str], start: str = START, end: str = END) -> tuple[int, int]:
+    found = _find(lines, start, end)
+    if found is None:
         raise BenchError(f"the README has no '{start}...' and '{end}' lines around its table")
-    return first, last
-
-
-def _has_markers(lines: list[str], start: str, end: str) -> bool:
-    try:
-        _markers(lines, start, end)
-    except BenchError:
-        return False
-    return True
+    return found
 
 
 def table_report(readme: str) -> str | None:
@@ -74,7 +71,7 @@ def check_readme(readme: Path) -> None:
     """The README has the markers of its table or of its claims counts (checked before any
     report)."""
     lines = readme.read_text(encoding="utf-8").splitlines()
-    if not (_has_markers(lines, START, END) or _has_markers(lines, CLAIMS_START, CLAIMS_END)):
+    if not (_find(lines, START, END) or _find(lines, CLAIMS_START, CLAIMS_END)):
         raise BenchError(
             f"--readme: {readme}: expected the lines '{START}...' and '{END}' around the main "
             f"job's table, or '{CLAIMS_START}...' and '{CLAIMS_END}' around the claims counts"
@@ -132,10 +129,10 @@ def update_readme(readme: Path, reports: Path, suite_report: Path) -> None:
     and its claims counts, wherever it has their markers (else one line saying so)."""
     text = readme.read_text(encoding="utf-8")
     lines, updated = text.splitlines(), False
-    if _has_markers(lines, START, END) and table_report(text) == suite_report.name:
+    if _find(lines, START, END) and table_report(text) == suite_report.name:
         copy_table(suite_report, readme)
         updated = True
-    if _has_markers(lines, CLAIMS_START, CLAIMS_END):
+    if _find(lines, CLAIMS_START, CLAIMS_END):
         _replace(readme, claims_counts(reports, readme.parent), CLAIMS_START, CLAIMS_END)
         updated = True
     if not updated:

@@ -18,7 +18,7 @@ from bench.registry import DATASETS, METHODS, known_method
 from bench.suite.checks import check_cells
 from bench.suite.cross import check_cross, shown_name
 from bench.suite.grid import expand
-from bench.suite.schema import ROOT_KEYS, CrossSpec, Suite, SuiteFile, dataset_spec
+from bench.suite.schema import ROOT_KEYS, CrossSpec, Suite, SuiteFile, dataset_spec, entry_rows
 from bench.suite.yaml import deep_merge, parse_yaml, read_yaml
 
 
@@ -148,7 +148,7 @@ def check_reference(suite: Suite) -> None:
 def check_entry_rows(suite: Suite) -> None:
     """Each dataset entry's ``rows`` name methods or rows of the suite, at least one."""
     for i, entry in enumerate(suite.spec.datasets):
-        rows = None if isinstance(entry, str) else entry.rows
+        rows = entry_rows(entry)
         if rows == []:
             raise ConfigError(f"{suite.path}: datasets[{i}].rows", "expected at least one row")
         for j, text in enumerate(rows or []):

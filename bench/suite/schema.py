@@ -330,7 +330,12 @@ def dataset_spec(spec: str | DatasetSpec | CrossSpec) -> tuple[str, dict]:
     return spec.name, {k: v for k, v in spec.model_dump().items() if k not in not_options}
 
 
+def entry_rows(entry: str | DatasetSpec | CrossSpec) -> list[str] | None:
+    """The rows a dataset entry lists (None: it runs every row)."""
+    return None if isinstance(entry, str) else entry.rows
+
+
 def runs_row(entry: str | DatasetSpec | CrossSpec, method: str, variant: str) -> bool:
     """Whether a dataset entry runs the row METHOD/VARIANT (its ``rows``, else every row)."""
-    rows = None if isinstance(entry, str) else entry.rows
+    rows = entry_rows(entry)
     return rows is None or method in rows or f"{method}/{variant}" in rows

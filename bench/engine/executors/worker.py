@@ -79,7 +79,7 @@ def drain(
     while pending:
         waiting = []
         for cell in pending:
-            if training_elsewhere(context, cells, siblings.get(cell.config_hash)):
+            if training_elsewhere(context, siblings.get(cell.config_hash)):
                 waiting.append(cell)
                 continue
             outcome = attempt(mlf, context, cell)
@@ -95,29 +95,24 @@ def drain(
     return outcomes
 
 
-def held_cells(context: Context, cells: list[Cell]) -> list[str] | None:
-    """The config hashes of the cells a live worker holds now (from the claims table); None
-    while the database does not answer."""
+def live_claims(context: Context) -> set[str] | None:
+    """The config hashes of the experiment's cells a live worker holds now (from the claims
+    table); None while the database does not answer."""
     uri = claims.claims_uri(context.tracking_uri, context.opts.claims_uri)
     try:
         rows = claims.store(uri).rows(context.exp_id)
     except sa.exc.SQLAlchemyError as exc:
         log.debug("the claims do not answer: %s", exc)
         return None
-    hashes = {c.config_hash for c in cells}
     now = time.time()
-    return [
-        h
-        for h, r in rows.items()
-        if h in hashes and r["state"] == "running" and r["lease_expires"] >= now
-    ]
+    return {h for h, r in rows.items() if r["state"] == "running" and r["lease_expires"] >= now}
 
 
 def running_cells(context: Context, cells: list[Cell]) -> int | None:
     """How many of the cells a live worker holds now; None while the database does not answer
     (the display keeps its last count; the workers retry)."""
-    held = held_cells(context, cells)
-    return None if held is None else len(held)
+    held = live_claims(context)
+    return None if held is None else len(held & {c.config_hash for c in cells})
 
 
 def shared_trainings(cells: list[Cell]) -> dict[str, set[str]]:
@@ -129,14 +124,14 @@ def shared_trainings(cells: list[Cell]) -> dict[str, set[str]]:
     return {h: group - {h} for group in by_training.values() if len(group) > 1 for h in group}
 
 
-def training_elsewhere(context: Context, cells: list[Cell], siblings: set[str] | None) -> bool:
+def training_elsewhere(context: Context, siblings: set[str] | None) -> bool:
     """Whether a live worker holds one of a cell's ``siblings`` (cells of its training): then
     the cell waits for those weights (it evaluates them once they are logged) instead of
     training the same model again. Not under --force (nothing is reused) or DDP (the ranks
     must agree on each cell)."""
     if not siblings or context.opts.force or distributed.world() > 1:
         return False
-    return bool(siblings & set(held_cells(context, cells) or ()))
+    return bool(siblings & (live_claims(context) or set()))
 
 
 class Progress:
