@@ -14,8 +14,10 @@ at any depth, or a required key removed; as edits of the file or as ``-o KEY=VAL
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,6 +501,7 @@ def fixture_store() -> Path:
         from bench.engine.tracking import client
 
         folder = Path(tempfile.mkdtemp(prefix="bench-fuzz-store-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         uri = f"sqlite:///{folder / 'mlflow.db'}"
         _, exp_id = store.prepare(uri, BASE["name"])
         mlf = client(uri)
@@ -517,8 +520,6 @@ def fixture_store() -> Path:
 def flag_outcome(case: FlagCase, invoke) -> str | None:
     """None if the case ends in one ``Error:`` line naming the flag (or the bad value), with
     no traceback and nothing created; else what went wrong."""
-    import shutil
-
     store = fixture_store()
     with tempfile.TemporaryDirectory() as tmp:
         cwd = os.getcwd()

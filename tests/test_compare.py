@@ -2,6 +2,7 @@
 (or allowed by name), one pair is uncorrected and says so, a table corrects its comparisons,
 and both say when the rows ran on more than one machine."""
 
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,3 +114,15 @@ def test_the_report_corrects_names_machines_and_leaves_unlike_rows_out(store):
     assert "Benjamini-Hochberg correction for 2 comparisons" in table.caption
     assert "[CPU B] iaunet/default (seed 2)" in table.caption
     assert any("stal/default: train.epochs (2 vs 1)" in n for n in table.notes)
+
+
+def test_reading_runs_leaves_no_copies_of_their_artifacts_behind(store, tmp_path, monkeypatch):
+    """MLflow's download without a destination copies into a new temp folder it never removes:
+    compare and report read each run's per-query table through a folder they remove."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert compare(store, "baseline", "iaunet").exit_code == 0
+    mlf = client(store)
+    build_report(mlf, load_runs(mlf, "exp"), load_failed(mlf, "exp"), "exp")
+    assert list(scratch.iterdir()) == []

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from bench.config import SECTIONS, Defaults
 from bench.data.base import Split, Tracklet
@@ -25,6 +24,7 @@ from bench.engine.assemble import build_method, cell_data
 from bench.engine.evaluator import _unique
 from bench.engine.record import logged_weights
 from bench.errors import BenchError, ConfigError
+from bench.files.artifacts import artifact_yaml
 from bench.method import Method
 from bench.registry import method_config
 from bench.report.attention import AttentionShot, Truth
@@ -41,7 +41,7 @@ def run_cell(mlf, run_id: str) -> Cell:
         run = mlf.get_run(run_id)
         if not any(a.path == "config.yaml" for a in mlf.list_artifacts(run_id)):
             raise BenchError(f"RUN: run {run_id} has no config.yaml: not a finished bench cell")
-        config = yaml.safe_load(Path(mlf.download_artifacts(run_id, "config.yaml")).read_text())
+        config = artifact_yaml(mlf, run_id, "config.yaml")
     except MlflowException as exc:
         raise BenchError(f"RUN: no run {run_id} in the MLflow store ({exc.message})") from exc
     fields = dict(config["method"])

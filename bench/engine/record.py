@@ -27,9 +27,11 @@ from bench.engine.assemble import placement_tags
 from bench.engine.device import Placement
 from bench.engine.seqlen import SeqLenStudy
 from bench.engine.tracking import environment_tags, flatten, runs_with_hash
+from bench.engine.trained import WEIGHTS, load_state
 from bench.engine.types import CellResult, CellStopped, RunOptions
 from bench.errors import BenchError
 from bench.eval.per_query import PER_QUERY, write_per_query
+from bench.files.artifacts import read_artifact
 from bench.method import Method
 from bench.report.figures import cmc_figure, heatmap_figure
 from bench.suite.schema import Cell
@@ -190,7 +192,7 @@ def log_artifacts(
             heatmap_figure(study.mean, title, out / "seqlen.png")
             (out / "seqlen.yaml").write_text(yaml.safe_dump(study.rows(), sort_keys=False))
         if model is not None:
-            torch.save(model.state_dict(), out / "model.pt")
+            torch.save(model.state_dict(), out / WEIGHTS)
             pytorch_model(model, out / MODEL_DIR)
         for path in sorted(out.iterdir()):  # one by one: a kill in between is tested
             if path.is_dir():
@@ -242,7 +244,6 @@ def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:
 
 def logged_weights(mlf, run_id: str) -> dict | None:
     """The state dict a run logged as its ``model.pt`` artifact (never unpickled), or None."""
-    if not any(a.path == "model.pt" for a in mlf.list_artifacts(run_id)):
+    if not any(a.path == WEIGHTS for a in mlf.list_artifacts(run_id)):
         return None
-    path = mlf.download_artifacts(run_id, "model.pt")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_artifact(mlf, run_id, WEIGHTS, load_state)

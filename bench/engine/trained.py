@@ -23,6 +23,7 @@ from bench.data.cell_data import CellData, DataRef
 from bench.engine.assemble import build_method, cell_data
 from bench.engine.device import Placement, place, resolve_device
 from bench.errors import BenchError
+from bench.files.artifacts import artifact_yaml, read_artifact
 from bench.method import Method
 from bench.registry import method_config
 from bench.suite.schema import Cell, TrainSide
@@ -99,11 +100,11 @@ def from_run(mlf, run_id: str) -> Trained:
         raise BenchError(
             f"run {run_id}: no {WEIGHTS} artifact (a tune trial, or a run that did not train)"
         )
-    cfg = yaml.safe_load(Path(mlf.download_artifacts(run_id, CONFIG)).read_text())
+    cfg = artifact_yaml(mlf, run_id, CONFIG)
     exp = mlf.get_experiment(run.info.experiment_id).name
     label = tags.get("dataset", "") if tags.get("dataset") != tags.get("dataset_name") else ""
     cell = cell_of_config(cfg, tags.get("suite", exp), label)
-    state = load_state(Path(mlf.download_artifacts(holder, WEIGHTS)))
+    state = read_artifact(mlf, holder, WEIGHTS, load_state)
     return Trained(cell, state, run_id, f"run {run_id} ({tags.get('mlflow.runName', '')})")
 
 

@@ -1,1 +1,1 @@
-"""Files written safely: atomic writes and exclusive locks."""
+"""Files handled safely: atomic writes, locks, MLflow artifacts read leaving no copies."""

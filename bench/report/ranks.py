@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageDraw, ImageOps
 
 from bench.data.base import Split, Tracklet
 from bench.data.build import prepared
 from bench.eval.per_query import PER_QUERY, read_per_query
+from bench.files.artifacts import artifact_yaml, read_artifact
 from bench.files.atomic import atomic_path, write_text
 
 TRUE, FALSE, JUNK = (40, 170, 60), (210, 40, 40), (150, 150, 150)
@@ -44,13 +44,13 @@ def run_lists(mlf, run_id: str, data_root: str | None = None) -> RunLists:
     names = {a.path for a in mlf.list_artifacts(run_id)}
     if PER_QUERY not in names:
         raise BenchError(f"run {run_id}: no {PER_QUERY} artifact (not a finished cell's run)")
-    columns = read_per_query(Path(mlf.download_artifacts(run_id, PER_QUERY)))
+    columns = read_artifact(mlf, run_id, PER_QUERY, read_per_query)
     if "top" not in columns:
         raise BenchError(
             f"run {run_id}: its {PER_QUERY} has no top column (logged before ranked lists were "
             "kept); run `bench eval` on it to get one"
         )
-    cfg = yaml.safe_load(Path(mlf.download_artifacts(run_id, "config.yaml")).read_text())
+    cfg = artifact_yaml(mlf, run_id, "config.yaml")
     options = {k: v for k, v in cfg["dataset"].items() if k != "name"}
     split = prepared(cfg["dataset"]["name"], options, data_root).load_split(int(cfg["split"]))
     label = mlf.get_run(run_id).data.tags.get("mlflow.runName", run_id)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from bench.errors import ConfigError
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
+from bench.files.artifacts import artifact_yaml, read_artifact
 from bench.report.alike import Setting, differing
 from bench.report.cost import claims_table, cost_caption, cost_columns
 from bench.report.machines import MachineRows, describe, machine_rows
@@ -177,7 +177,7 @@ def per_query_results(mlf, df: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]
     out = {}
     for run_id in df["run_id"]:
         if any(a.path == PER_QUERY for a in mlf.list_artifacts(run_id)):
-            out[run_id] = read_per_query(Path(mlf.download_artifacts(run_id, PER_QUERY)))
+            out[run_id] = read_artifact(mlf, run_id, PER_QUERY, read_per_query)
     return out
 
 
@@ -592,8 +592,7 @@ def mean_cmc_curves(mlf, df: pd.DataFrame, dataset: str) -> dict[str, list[float
     """Mean CMC curve per method / variant on a dataset, from the runs' cmc.yaml artifacts."""
     curves: dict[str, list[list[float]]] = {}
     for _, run in df[df["tags.dataset"] == dataset].iterrows():
-        path = mlf.download_artifacts(run["run_id"], "cmc.yaml")
-        curve = yaml.safe_load(Path(path).read_text())["cmc"]
+        curve = artifact_yaml(mlf, run["run_id"], "cmc.yaml")["cmc"]
         curves.setdefault(label(run["tags.method"], run["tags.variant"]), []).append(curve)
     return {k: [sum(c) / len(c) for c in zip(*v, strict=True)] for k, v in curves.items()}
 
