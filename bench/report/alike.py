@@ -23,9 +23,8 @@ import pandas as pd
 from bench.config import DataConfig
 from bench.errors import BenchError
 from bench.registry import method_config
-from bench.suite.schema import NON_RESULT_KEYS
+from bench.suite.schema import NON_RESULT_KEYS, Row
 
-Row = tuple[str, str]  # (method, variant)
 #: Settings that cannot change a result, or that pairing fixes (prefixes of param keys).
 IGNORED = (
     "method.",

@@ -34,7 +34,7 @@ from bench.report.training import (
     val_curves,
 )
 from bench.report.verdicts import suite_claims
-from bench.suite.schema import ROW_PATTERN
+from bench.suite.schema import ROW_PATTERN, Row
 
 METRICS = ("R1", "R5", "R10", "R20", "mAP")
 EXTRA_METRICS = ("mINP", "rerank.R1", "rerank.mAP", "rerank.mINP")
@@ -43,7 +43,6 @@ PAPER_METRICS = ("R1", "R5", "R10", "R20", "mAP")
 KEYS = ["tags.method", "tags.variant"]
 CELL_KEYS = [*KEYS, "tags.dataset", "tags.seed", "tags.split"]
 log = logging.getLogger("bench")
-Row = tuple[str, str]  # (method, variant)
 DEFAULT_REFERENCE: Row = ("baseline", "default")
 
 

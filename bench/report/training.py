@@ -22,13 +22,13 @@ import pandas as pd
 from bench.report.alike import differing
 from bench.report.render import UNLIKE, Interval, Table, Value
 from bench.report.stats import compare, corrected, correction_text
+from bench.suite.schema import Row
 
 #: mAP points a curve may still rise over its last quarter and count as converged.
 TOLERANCE = 1.0
 #: The variant name of a method's own control row.
 CONTROL = "control"
 GATE_PREFIX = "metrics.diag.gate."
-Row = tuple[str, str]
 
 
 def val_curves(mlf, df: pd.DataFrame) -> dict[str, list[float]]:

@@ -48,7 +48,10 @@ ROOT_KEYS = (
 Seed = Annotated[StrictInt, Field(ge=0, lt=2**32)]
 
 
-#: A row of a report: METHOD or METHOD/VARIANT.
+#: A row of a report, as (method, variant).
+Row = tuple[str, str]
+
+#: A row of a report as written: METHOD or METHOD/VARIANT.
 ROW_PATTERN = r"^[^/\s]+(/[^/\s]+)?$"
 
 #: The rows a dataset entry runs (METHOD: all its variants; METHOD/VARIANT: that one); None: all.

@@ -21,11 +21,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from bench.errors import ConfigError, raise_validation
 from bench.report.papers import METRICS, PaperNumber, paper_numbers
 from bench.suite.cross import shown_name
-from bench.suite.schema import Suite, SuiteFile, runs_row
+from bench.suite.schema import Row, Suite, SuiteFile, runs_row
 from bench.suite.yaml import parse_yaml, read_yaml
 
 LEDGER_FILE = Path(__file__).with_name("claims.yaml")
-Row = tuple[str, str]  # (method, variant)
 
 
 #: How the papers are named in tables.
