@@ -7,6 +7,8 @@ import yaml
 from click.testing import CliRunner
 
 from bench.cli import cli
+from bench.eval.per_query import PER_QUERY
+from bench.files.artifacts import read_artifact
 
 TINY = {
     "name": "tiny",
@@ -123,9 +125,12 @@ def check_statistics_and_exports(root, table):
         r"run's end; .+ of cell time\)\.\n",
         table,
     )
-    path = mlf.download_artifacts(runs[0].info.run_id, "per_query.csv")
-    with open(path) as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_artifact(
+        mlf,
+        runs[0].info.run_id,
+        PER_QUERY,
+        lambda path: list(csv.DictReader(path.read_text().splitlines())),
+    )
     assert list(rows[0])[:5] == ["query", "pid", "camid", "first", "ap"] and len(rows) == 8
 
     assert "synthetic-video ΔR1" in table and "| ref " in table

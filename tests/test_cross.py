@@ -11,6 +11,8 @@ from fixtures import real_layouts as fx
 
 from bench.data.cell_data import load_cell_data
 from bench.errors import BenchError, ConfigError
+from bench.eval.per_query import PER_QUERY
+from bench.files.artifacts import read_artifact
 from bench.registry import DATASETS
 from bench.report.table import build_table
 from bench.suite.load import load_suite
@@ -234,9 +236,12 @@ def test_ilidsvid_to_prid2011_end_to_end(in_tmp, real_root):
         assert tags["train_split"] == tags["split"] and tags["protocol"].startswith("prid2011/")
         assert tags["weights_from"] == own[tags["split"]].info.run_id  # trained once
         assert run.data.params["train_dataset.name"] == "ilids-vid"
-        path = mlf.download_artifacts(run.info.run_id, "per_query.csv")
-        with open(path) as fh:
-            rows = list(csv.DictReader(fh))
+        rows = read_artifact(
+            mlf,
+            run.info.run_id,
+            PER_QUERY,
+            lambda path: list(csv.DictReader(path.read_text().splitlines())),
+        )
         test = prid.load_split(split).query
         assert [(int(r["pid"]), int(r["camid"])) for r in rows] == [(t.pid, 0) for t in test]
     run_cli("report", "--suite", "cross")

@@ -19,6 +19,7 @@ from bench.engine.tracking import client, experiment_id
 from bench.engine.trainer import Trainer
 from bench.errors import DataError
 from bench.eval.per_query import PER_QUERY, query_values, read_per_query, valid_queries
+from bench.files.artifacts import read_artifact
 from bench.suite.load import load_suite
 
 SUITE = {
@@ -96,7 +97,7 @@ def test_finished_cell_is_skipped_unless_forced(setup, monkeypatch):
     names = {a.path for a in mlf.list_artifacts(first.run_id)}
     assert {"config.yaml", "cmc.png", "model.pt", PER_QUERY} <= names
     # the per-query results give back the logged metrics without the model
-    columns = read_per_query(mlf.download_artifacts(first.run_id, PER_QUERY))
+    columns = read_artifact(mlf, first.run_id, PER_QUERY, read_per_query)
     valid = valid_queries(columns)
     for metric in ("R1", "R5", "R10", "R20", "mAP"):
         recomputed = query_values(columns, metric)[valid].mean() * 100

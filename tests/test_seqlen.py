@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from bench.engine.seqlen import (
     sequence_length_study,
 )
 from bench.eval.distance import euclidean
+from bench.files.artifacts import artifact_yaml
 from bench.method import Method
 from bench.suite.load import load_suite
 from methods.baseline import Baseline, BaselineConfig
@@ -157,7 +157,7 @@ def test_a_cell_logs_the_study_and_the_report_states_the_draws(in_tmp):
     run = run_cell(mlf, experiment_id(mlf, "seqlen"), cell, RunOptions(force=True))
     assert run.metrics["seqlen.draws"] == 2
     assert {"seqlen.R1.q1.g1", "seqlen.R1_std.q1.g1", "seqlen.R1.qall.gall"} <= set(run.metrics)
-    rows = yaml.safe_load(Path(mlf.download_artifacts(run.run_id, "seqlen.yaml")).read_text())
+    rows = artifact_yaml(mlf, run.run_id, "seqlen.yaml")
     assert {(r["probe"], r["gallery"]) for r in rows} == {(1, 1), (1, 0), (0, 1), (0, 0)}
     assert all(len(r["R1_draws"]) == 2 for r in rows)
     df = load_runs(mlf, "seqlen")

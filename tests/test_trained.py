@@ -15,6 +15,7 @@ from bench.engine.cell import RunOptions, run_cell
 from bench.engine.tracking import client, experiment_id
 from bench.eval.embeddings_file import read_embeddings
 from bench.eval.per_query import PER_QUERY, read_per_query
+from bench.files.artifacts import read_artifact
 from bench.suite.load import load_suite
 
 SUITE = {
@@ -78,7 +79,7 @@ def eval_runs(mlf, name: str):
     return mlf.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-def test_eval_repeats_the_training_runs_metrics_and_links_to_it(trained):
+def test_eval_repeats_the_training_runs_metrics_and_links_to_it(trained, tmp_path):
     mlf, training = trained
     out = bench("eval", training.run_id)
     (run,) = eval_runs(mlf, "trained-eval")
@@ -89,13 +90,13 @@ def test_eval_repeats_the_training_runs_metrics_and_links_to_it(trained):
         assert run.data.metrics[key] == pytest.approx(training.metrics[key], abs=1e-4)
     names = {a.path for a in mlf.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "cmc.png", PER_QUERY} <= names and "model.pt" not in names
-    again = read_per_query(mlf.download_artifacts(run.info.run_id, PER_QUERY))
-    first = read_per_query(mlf.download_artifacts(training.run_id, PER_QUERY))
+    again = read_artifact(mlf, run.info.run_id, PER_QUERY, read_per_query)
+    first = read_artifact(mlf, training.run_id, PER_QUERY, read_per_query)
     np.testing.assert_array_equal(again["top"], first["top"])
 
     # the same from the weights file and its config, and from the suite's cell
-    weights = mlf.download_artifacts(training.run_id, "model.pt")
-    config = mlf.download_artifacts(training.run_id, "config.yaml")
+    weights = mlf.download_artifacts(training.run_id, "model.pt", str(tmp_path))
+    config = mlf.download_artifacts(training.run_id, "config.yaml", str(tmp_path))
     bench("eval", "--weights", weights, "--config", config, "--experiment", "trained-eval")
     bench("eval", "--suite", "s.yaml", "--cell", "fixture-video/baseline/default/seed0")
     by_file, by_cell = eval_runs(mlf, "trained-eval")[1:]
@@ -121,7 +122,7 @@ def test_eval_on_another_dataset_needs_no_training(trained, monkeypatch):
     tags = run.data.tags
     assert tags["trained_by"] == training.run_id and tags["train_dataset"] == "fixture-video"
     assert run.info.run_name == "baseline/default/seed0 (fixture-video identities=12 root=fx12)"
-    columns = read_per_query(mlf.download_artifacts(run.info.run_id, PER_QUERY))
+    columns = read_artifact(mlf, run.info.run_id, PER_QUERY, read_per_query)
     assert len(columns["pid"]) == 6 and set(columns["pid"]) == set(range(6, 12))
 
 
@@ -143,7 +144,7 @@ def test_extract_writes_the_test_embeddings_with_their_ids(trained):
     dist = torch.cdist(
         torch.nn.functional.normalize(feat[q]), torch.nn.functional.normalize(feat[g])
     )
-    top = read_per_query(mlf.download_artifacts(training.run_id, PER_QUERY))["top"]
+    top = read_artifact(mlf, training.run_id, PER_QUERY, read_per_query)["top"]
     gallery_ids = torch.from_numpy(got.ids["gallery"][g])
     assert gallery_ids[dist.argmin(1)].tolist() == top[:, 0].tolist()
     # the training tracklets, by their ids in the split's training order
@@ -185,7 +186,7 @@ def test_show_ranks_draws_the_worst_queries_first_with_true_and_false_borders(tr
     page = (out / "index.html").read_text()
     pngs = sorted(out.glob("query*.png"))
     assert len(pngs) == 3 and all(p.name in page for p in pngs)
-    columns = read_per_query(mlf.download_artifacts(training.run_id, PER_QUERY))
+    columns = read_artifact(mlf, training.run_id, PER_QUERY, read_per_query)
     worst = ranks.worst_queries(columns, 3)
     assert [p.name for p in pngs] == sorted(f"query{q:05d}.png" for q in worst)
     assert page.index(f"query{worst[0]:05d}") < page.index(f"query{worst[-1]:05d}")
@@ -225,14 +226,14 @@ def test_export_of_a_run_embeds_as_the_run_does(trained):
     assert "--out: expected a .onnx" in bench_fails("export", training.run_id, "--out", "m.pt")
 
 
-def test_the_run_logs_an_mlflow_pytorch_model_ready_to_embed(trained):
+def test_the_run_logs_an_mlflow_pytorch_model_ready_to_embed(trained, tmp_path):
     import mlflow.pytorch
 
     from bench.engine.cost import dummy_batch
     from bench.engine.trained import from_run, rebuild
 
     mlf, training = trained
-    model = mlflow.pytorch.load_model(f"runs:/{training.run_id}/model")
+    model = mlflow.pytorch.load_model(f"runs:/{training.run_id}/model", dst_path=str(tmp_path))
     reference = from_run(mlf, training.run_id)  # model.pt, weights_only
     method, *_ = rebuild(reference, reference.cell, None, "cpu")
     clips = dummy_batch(2, 2, 32, 16)["clips"]
