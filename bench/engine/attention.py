@@ -24,7 +24,7 @@ from bench.engine.assemble import build_method, cell_data
 from bench.engine.evaluator import _unique
 from bench.engine.record import logged_weights
 from bench.errors import BenchError, ConfigError
-from bench.files.artifacts import artifact_yaml
+from bench.files.artifacts import artifact_yaml, has_artifact
 from bench.method import Method
 from bench.registry import method_config
 from bench.report.attention import AttentionShot, Truth
@@ -39,7 +39,7 @@ def run_cell(mlf, run_id: str) -> Cell:
 
     try:
         run = mlf.get_run(run_id)
-        if not any(a.path == "config.yaml" for a in mlf.list_artifacts(run_id)):
+        if not has_artifact(mlf, run_id, "config.yaml"):
             raise BenchError(f"RUN: run {run_id} has no config.yaml: not a finished bench cell")
         config = artifact_yaml(mlf, run_id, "config.yaml")
     except MlflowException as exc:

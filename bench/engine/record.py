@@ -31,7 +31,7 @@ from bench.engine.trained import WEIGHTS, load_state
 from bench.engine.types import CellResult, CellStopped, RunOptions
 from bench.errors import BenchError
 from bench.eval.per_query import PER_QUERY, write_per_query
-from bench.files.artifacts import read_artifact
+from bench.files.artifacts import has_artifact, read_artifact
 from bench.method import Method
 from bench.report.figures import cmc_figure, heatmap_figure
 from bench.suite.schema import Cell
@@ -244,6 +244,6 @@ def trained_weights(mlf, exp_id: str, cell: Cell) -> tuple[str, dict] | None:
 
 def logged_weights(mlf, run_id: str) -> dict | None:
     """The state dict a run logged as its ``model.pt`` artifact (never unpickled), or None."""
-    if not any(a.path == WEIGHTS for a in mlf.list_artifacts(run_id)):
+    if not has_artifact(mlf, run_id, WEIGHTS):
         return None
     return read_artifact(mlf, run_id, WEIGHTS, load_state)

@@ -23,7 +23,7 @@ from bench.data.cell_data import CellData, DataRef
 from bench.engine.assemble import build_method, cell_data
 from bench.engine.device import Placement, place, resolve_device
 from bench.errors import BenchError
-from bench.files.artifacts import artifact_yaml, read_artifact
+from bench.files.artifacts import artifact_yaml, has_artifact, read_artifact
 from bench.method import Method
 from bench.registry import method_config
 from bench.suite.schema import Cell, TrainSide
@@ -96,7 +96,7 @@ def from_run(mlf, run_id: str) -> Trained:
         raise BenchError(f"run {run_id}: {run.info.status}, not FINISHED: it has no trained model")
     tags = run.data.tags
     holder = tags.get("weights_from", run_id)
-    if not any(a.path == WEIGHTS for a in mlf.list_artifacts(holder)):
+    if not has_artifact(mlf, holder, WEIGHTS):
         raise BenchError(
             f"run {run_id}: no {WEIGHTS} artifact (a tune trial, or a run that did not train)"
         )

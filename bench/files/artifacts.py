@@ -17,6 +17,11 @@ import yaml
 T = TypeVar("T")
 
 
+def has_artifact(mlf, run_id: str, path: str) -> bool:
+    """Whether run ``run_id`` logged an artifact at ``path`` (top level of its artifacts)."""
+    return any(a.path == path for a in mlf.list_artifacts(run_id))
+
+
 def read_artifact(mlf, run_id: str, path: str, read: Callable[[Path], T]) -> T:
     """``read`` applied to the local copy of run ``run_id``'s artifact ``path``."""
     with tempfile.TemporaryDirectory(prefix="bench-artifact-") as tmp:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw, ImageOps
 from bench.data.base import Split, Tracklet
 from bench.data.build import prepared
 from bench.eval.per_query import PER_QUERY, read_per_query
-from bench.files.artifacts import artifact_yaml, read_artifact
+from bench.files.artifacts import artifact_yaml, has_artifact, read_artifact
 from bench.files.atomic import atomic_path, write_text
 
 TRUE, FALSE, JUNK = (40, 170, 60), (210, 40, 40), (150, 150, 150)
@@ -41,8 +41,7 @@ def run_lists(mlf, run_id: str, data_root: str | None = None) -> RunLists:
     """A run's per-query results and the test split they index (from its config.yaml)."""
     from bench.errors import BenchError
 
-    names = {a.path for a in mlf.list_artifacts(run_id)}
-    if PER_QUERY not in names:
+    if not has_artifact(mlf, run_id, PER_QUERY):
         raise BenchError(f"run {run_id}: no {PER_QUERY} artifact (not a finished cell's run)")
     columns = read_artifact(mlf, run_id, PER_QUERY, read_per_query)
     if "top" not in columns:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bench.errors import ConfigError
 from bench.eval.per_query import PER_QUERY, read_per_query, valid_queries
-from bench.files.artifacts import artifact_yaml, read_artifact
+from bench.files.artifacts import artifact_yaml, has_artifact, read_artifact
 from bench.report.alike import Setting, differing
 from bench.report.cost import claims_table, cost_caption, cost_columns
 from bench.report.machines import MachineRows, describe, machine_rows
@@ -175,7 +175,7 @@ def per_query_results(mlf, df: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]
     """run id -> its per-query columns (runs logged before the artifact existed are left out)."""
     out = {}
     for run_id in df["run_id"]:
-        if any(a.path == PER_QUERY for a in mlf.list_artifacts(run_id)):
+        if has_artifact(mlf, run_id, PER_QUERY):
             out[run_id] = read_artifact(mlf, run_id, PER_QUERY, read_per_query)
     return out
 
